@@ -1,0 +1,1 @@
+"""grec's Spark side: sources, pure transforms, quality checks, lake I/O and stage jobs."""

@@ -1,0 +1,211 @@
+"""The lake: table paths under one root URI, Delta reads and writes, reports, and the run manifest.
+
+Any Hadoop URI works as the root (`file:`, `s3a:`, `abfss:`); a bare path means the local disk.
+Tables live at `<root>/<layer>/<table>`; the manifest at `<root>/_runs`; stage reports at
+`<root>/_reports/<run_id>/<stage>.{json,md}`.
+
+    >>> lake = Lake("lake")                      # doctest: +SKIP
+    >>> lake.read(spark, "bronze.interactions", version=3).count()   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
+from urllib.parse import urlparse
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from schemas import TableSchema
+from schemas.tables import RUNS
+
+
+class LakeError(RuntimeError):
+    """A lake table or version is missing or unreadable; the message names which."""
+
+
+def normalize_root(root: str) -> str:
+    """A bare path becomes an absolute `file:` URI; URIs with a scheme pass through."""
+    if urlparse(root).scheme and len(urlparse(root).scheme) > 1:  # a drive letter is no scheme
+        return root.rstrip("/")
+    return "file://" + os.path.abspath(os.path.expanduser(root))
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    table: str
+    version: int
+    rows: Optional[int] = None
+
+
+class Lake:
+    """Paths and Delta I/O for one lake root."""
+
+    def __init__(self, root: str):
+        self.root = normalize_root(root)
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
+
+    def path(self, table: str | TableSchema) -> str:
+        name = table.name if isinstance(table, TableSchema) else table
+        return f"{self.root}/{name.replace('.', '/')}"
+
+    def report_path(self, run_id: str, stage: str) -> str:
+        return f"{self.root}/_reports/{run_id}/{stage}"
+
+    # ---- Delta ------------------------------------------------------------------------------
+    def exists(self, spark: SparkSession, table: str | TableSchema) -> bool:
+        return DeltaTable.isDeltaTable(spark, self.path(table))
+
+    def version(self, spark: SparkSession, table: str | TableSchema) -> Optional[int]:
+        """The table's latest committed version, or None when it does not exist yet."""
+        if not self.exists(spark, table):
+            return None
+        return DeltaTable.forPath(spark, self.path(table)).history(1).select("version").first()[0]
+
+    def read(self, spark: SparkSession, table: str | TableSchema, version: Optional[int] = None,
+             timestamp: Optional[str] = None) -> DataFrame:
+        """Read a table, optionally pinned to a version or a timestamp (Delta time travel)."""
+        name = table.name if isinstance(table, TableSchema) else table
+        if not self.exists(spark, table):
+            raise LakeError(f"table {name} does not exist at {self.path(table)}: run the stage that writes it first")
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", int(version))
+        elif timestamp is not None:
+            reader = reader.option("timestampAsOf", timestamp)
+        return reader.load(self.path(table))
+
+    def write(self, df: DataFrame, schema: TableSchema, *, run_id: str, stage: str,
+              mode: str = "overwrite", properties: Optional[dict[str, str]] = None) -> int:
+        """Commit `df` as the next version of `schema`'s table and return that version.
+
+        Columns are selected in schema order and must carry the schema's types, so a stage can never
+        widen or reorder a table by accident. The commit's userMetadata names the run and stage.
+        """
+        missing = [c for c in schema.names if c not in df.columns]
+        if missing:
+            raise LakeError(f"{stage}: cannot write {schema.name}: columns {missing} missing from the result")
+        out = df.select(*schema.names)
+        want = {f.name: f.dataType for f in schema.spark_schema().fields}
+        wrong = [f"{f.name}: {f.dataType.simpleString()} (expected {want[f.name].simpleString()})"
+                 for f in out.schema.fields if f.dataType != want[f.name]]
+        if wrong:
+            raise LakeError(f"{stage}: cannot write {schema.name}: wrong column types: {', '.join(wrong)}")
+        writer = (out.write.format("delta").mode(mode)
+                  .option("userMetadata", json.dumps({"run_id": run_id, "stage": stage})))
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        if schema.partition_by:
+            writer = writer.partitionBy(*schema.partition_by)
+        writer.save(self.path(schema))
+        if properties:
+            props = ", ".join(f"'{k}' = '{_sql_str(v)}'" for k, v in properties.items())
+            spark = df.sparkSession
+            spark.sql(f"ALTER TABLE delta.`{self.path(schema)}` SET TBLPROPERTIES ({props})")
+        return self.version(df.sparkSession, schema)
+
+    def properties(self, spark: SparkSession, table: str | TableSchema) -> dict[str, str]:
+        detail = DeltaTable.forPath(spark, self.path(table)).detail().select("properties").first()
+        return dict(detail[0] or {})
+
+    # ---- plain files (reports) --------------------------------------------------------------
+    def write_text(self, spark: SparkSession, uri: str, text: str) -> None:
+        """Write a small text file through Hadoop's FileSystem, so any lake scheme works."""
+        jvm = spark._jvm
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+
+def _sql_str(v: str) -> str:
+    return str(v).replace("\\", "\\\\").replace("'", "\\'")
+
+
+# ---- the run manifest ---------------------------------------------------------------------------
+@dataclass
+class StageRecord:
+    """One row of `_runs`: a stage of a run, what it read and wrote, and how it ended."""
+
+    run_id: str
+    stage: str
+    status: str
+    config: dict[str, Any] = field(default_factory=dict)
+    inputs: list[TableVersion] = field(default_factory=list)
+    outputs: list[TableVersion] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: Optional[datetime] = None
+    report: Optional[str] = None
+    message: Optional[str] = None
+
+    @property
+    def duration_s(self) -> Optional[float]:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "stage": self.stage, "status": self.status,
+            "config": json.dumps(self.config, sort_keys=True, default=str),
+            "inputs": json.dumps([asdict(t) for t in self.inputs]),
+            "outputs": json.dumps([asdict(t) for t in self.outputs]),
+            "started_at": self.started_at.replace(tzinfo=None),
+            "finished_at": self.finished_at.replace(tzinfo=None) if self.finished_at else None,
+            "duration_s": self.duration_s, "report": self.report, "message": self.message,
+        }
+
+
+class RunManifest:
+    """The `_runs` Delta table: one row per (run_id, stage), upserted, so re-runs never duplicate."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    def upsert(self, spark: SparkSession, record: StageRecord) -> None:
+        # Timestamps in the row are naive UTC; the session time zone is UTC (etl.session).
+        df = spark.createDataFrame([record.row()], RUNS.spark_schema())
+        path = self.lake.path(RUNS)
+        if not DeltaTable.isDeltaTable(spark, path):
+            df.write.format("delta").mode("append").save(path)
+            return
+        (DeltaTable.forPath(spark, path).alias("t")
+         .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage")
+         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+
+    def records(self, spark: SparkSession, run_id: Optional[str] = None) -> DataFrame:
+        if not self.lake.exists(spark, RUNS):
+            raise LakeError(f"no run manifest at {self.lake.path(RUNS)}: no stage has run against this lake")
+        df = self.lake.read(spark, RUNS)
+        return df.where(F.col("run_id") == run_id) if run_id else df
+
+    def outputs_of(self, spark: SparkSession, run_id: str) -> dict[str, TableVersion]:
+        """Table name -> version written by run `run_id` (succeeded stages only, latest stage wins)."""
+        rows = (self.records(spark, run_id).where(F.col("status") == "succeeded")
+                .orderBy("started_at").collect())
+        if not rows:
+            raise LakeError(f"run {run_id!r} has no succeeded stage in {self.lake.path(RUNS)}")
+        out: dict[str, TableVersion] = {}
+        for r in rows:
+            for t in json.loads(r["outputs"]):
+                out[t["table"]] = TableVersion(**t)
+        return out
+
+
+def table_versions(spark: SparkSession, lake: Lake, tables: Sequence[str | TableSchema]) -> list[TableVersion]:
+    """Current versions (and no row counts) of existing tables: what a stage is about to read."""
+    out = []
+    for t in tables:
+        v = lake.version(spark, t)
+        if v is not None:
+            out.append(TableVersion(t.name if isinstance(t, TableSchema) else t, v))
+    return out

@@ -1,0 +1,127 @@
+"""SparkSession factory: Delta Lake enabled, JARs from the local cache, sensible local defaults.
+
+Under `spark-submit` (or in a notebook with a running Spark) the existing session is reused and
+only checked for Delta; otherwise a `local[*]` session is built from the JARs that
+`scripts/bootstrap.sh` fetched into `.grec/jars`. Spark never resolves packages at start-up.
+
+    >>> from etl.session import get_spark
+    >>> spark = get_spark("my-notebook")   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+from pathlib import Path
+from typing import Mapping, Optional
+
+from pyspark.sql import SparkSession
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+class SparkSetupError(RuntimeError):
+    """Spark cannot start the way grec needs (no Java 17, no Delta JARs, no Delta extension)."""
+
+
+def jars_dir() -> Path:
+    return Path(os.environ.get("GREC_JARS_DIR", REPO_ROOT / ".grec" / "jars"))
+
+
+def local_jars() -> list[str]:
+    """The cached JARs; raises if the Delta JARs are missing (run `make setup`)."""
+    jars = sorted(glob.glob(str(jars_dir() / "*.jar")))
+    if not any(Path(j).name.startswith("delta-spark_") for j in jars):
+        raise SparkSetupError(
+            f"no Delta Lake JARs in {jars_dir()}: run `make setup` (scripts/bootstrap.sh) once to fetch them "
+            "from Maven Central, or set GREC_JARS_DIR to a folder that holds them")
+    return jars
+
+
+def has_graphframes_jar() -> bool:
+    return any(Path(j).name.startswith("graphframes-") for j in glob.glob(str(jars_dir() / "*.jar")))
+
+
+def _ensure_java17() -> None:
+    """pyspark 4.1 on Java 25 fails Parquet writes; pin JAVA_HOME to a 17 when none is set."""
+    home = os.environ.get("JAVA_HOME")
+    candidates = [home] if home else sorted(glob.glob("/usr/lib/jvm/*17*"))
+    for c in candidates:
+        java = Path(c) / "bin" / "java"
+        if not java.exists():
+            continue
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+        if 'version "17.' in out:
+            os.environ["JAVA_HOME"] = c
+            return
+    raise SparkSetupError(
+        f"Java 17 is required (JAVA_HOME={home or 'unset'}): pyspark 4.1 on newer Java fails Parquet writes. "
+        "Run `make setup` or `source .grec/env.sh`.")
+
+
+def local_defaults(cores: Optional[int] = None) -> dict[str, str]:
+    """Configuration for an embedded local[*] Spark: few shuffle partitions, UTC, no Arrow paths."""
+    n = cores or os.cpu_count() or 2
+    return {
+        "spark.sql.shuffle.partitions": str(max(4, 2 * n)),
+        "spark.default.parallelism": str(max(4, 2 * n)),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": os.environ.get("GREC_DRIVER_MEMORY", "4g"),
+        "spark.ui.enabled": "false" if os.environ.get("GREC_SPARK_UI", "1") == "0" else "true",
+        "spark.ui.showConsoleProgress": "false",
+        # pyarrow is pinned to 14 for petastorm; Spark's Arrow paths want >= 15, so they stay off.
+        "spark.sql.execution.arrow.pyspark.enabled": "false",
+        "spark.databricks.delta.snapshotPartitions": str(max(2, n)),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile="
+                                          + str(REPO_ROOT / "scripts" / "log4j2.properties"),
+    }
+
+
+def get_spark(app_name: str = "grec", master: Optional[str] = None,
+              conf: Optional[Mapping[str, str]] = None) -> SparkSession:
+    """Return the active SparkSession (spark-submit, notebook) or build a local Delta-enabled one.
+
+    Args:
+        app_name: Spark application name.
+        master: Spark master URL; default `$GREC_SPARK_MASTER` or `local[*]`. Ignored when a
+            session already runs (spark-submit decides the master then).
+        conf: extra Spark settings, applied over grec's local defaults.
+    """
+    active = SparkSession.getActiveSession()
+    if active is None and _launched_by_spark_submit():
+        active = SparkSession.builder.appName(app_name).getOrCreate()
+    if active is not None:
+        _check_delta(active)
+        for k, v in (conf or {}).items():
+            if k.startswith("spark.sql."):
+                active.conf.set(k, v)
+        return active
+    _ensure_java17()
+    master = master or os.environ.get("GREC_SPARK_MASTER", "local[*]")
+    settings = {**local_defaults(), **(conf or {}),
+                "spark.jars": ",".join(local_jars()),
+                "spark.sql.extensions": DELTA_EXTENSION,
+                "spark.sql.catalog.spark_catalog": DELTA_CATALOG}
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for k, v in settings.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    _check_delta(spark)
+    return spark
+
+
+def _launched_by_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands pyspark its gateway through these variables.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _check_delta(spark: SparkSession) -> None:
+    ext = spark.conf.get("spark.sql.extensions", "") or ""
+    if DELTA_EXTENSION not in ext:
+        raise SparkSetupError(
+            "the running Spark session has no Delta Lake extension: submit with SPARK_CONF_DIR=.grec/conf "
+            "(source .grec/env.sh) or pass --jars and --conf spark.sql.extensions=" + DELTA_EXTENSION)

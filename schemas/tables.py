@@ -1,0 +1,154 @@
+"""Every lake table grec writes. Layers: bronze (ingested), silver (derived), gold (graph and
+training), quarantine (rejected rows), and the `_runs` manifest.
+
+The interactions table carries one 0/1 column per configured task label and optional numeric
+columns, so it is built by `interactions(labels, numeric)`; every other table is fixed.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from schemas.columns import Col, Kind
+from schemas.table import Expectation, TableSchema
+
+# Timestamps before this are treated as implausible (a unit mistake or a zero default).
+MIN_PLAUSIBLE_TS = "1990-01-01T00:00:00"
+
+USER_ID = Col("user_id", Kind.STRING, "raw user key, as a string")
+ITEM_ID = Col("item_id", Kind.STRING, "raw item key, as a string")
+DOMAIN = Col("domain", Kind.STRING, "the item's domain / scenario")
+FEATURES = Col("features", Kind.FLOAT_ARRAY,
+               "encoded side features (fixed length per table; names in the table property grec.feature_names)")
+
+INTERACTIONS_BASE: list[Col] = [
+    USER_ID,
+    ITEM_ID,
+    Col("ts", Kind.TIMESTAMP, "event time (UTC)", min_value=MIN_PLAUSIBLE_TS),
+    Col("date", Kind.DATE, "UTC date of ts; the partition column"),
+    DOMAIN,
+]
+
+
+def label_col(name: str) -> Col:
+    return Col(name, Kind.INT, f"task label {name!r} (0/1)", values=[0, 1])
+
+
+def numeric_col(name: str) -> Col:
+    return Col(name, Kind.DOUBLE, f"numeric signal {name!r}", nullable=True)
+
+
+def interactions(labels: Sequence[str], numeric: Sequence[str] = ()) -> TableSchema:
+    """bronze.interactions for a given task list: one row per impression or interaction."""
+    if not labels:
+        raise ValueError("an interactions table needs at least one task label column")
+    clash = set(labels) & ({c.name for c in INTERACTIONS_BASE} | set(numeric))
+    if clash:
+        raise ValueError(f"label names clash with other columns: {sorted(clash)}")
+    return TableSchema(
+        "bronze.interactions",
+        [*INTERACTIONS_BASE, *(label_col(n) for n in labels), *(numeric_col(n) for n in numeric)],
+        doc="one row per impression; labels are the configured tasks",
+        partition_by=("date",),
+        key=("user_id", "item_id", "ts"),
+    )
+
+
+USERS = TableSchema(
+    "bronze.users",
+    [USER_ID, FEATURES],
+    doc="one row per user with encoded side features",
+    key=("user_id",), unique_key=True,
+)
+
+ITEMS = TableSchema(
+    "bronze.items",
+    [ITEM_ID, DOMAIN, FEATURES],
+    doc="one row per item: its domain and encoded side features",
+    key=("item_id",), unique_key=True,
+)
+
+QUARANTINE = TableSchema(
+    "quarantine.interactions",
+    [
+        Col("run_id", Kind.STRING, "the run that rejected the row"),
+        Col("source", Kind.STRING, "where the row came from (file or source name)"),
+        Col("rule", Kind.STRING, "the first row-level rule the row broke"),
+        Col("reason", Kind.STRING, "human-readable reason, naming column and expected value"),
+        Col("record", Kind.STRING, "the row as it was read, JSON"),
+    ],
+    doc="rows rejected by ingest's row-level rules, with the reason",
+    partition_by=("run_id",),
+)
+
+SWING_I2I = TableSchema(
+    "silver.swing_i2i",
+    [
+        ITEM_ID,
+        Col("neighbor_id", Kind.STRING, "the similar item"),
+        Col("score", Kind.DOUBLE, "Swing similarity s(item, neighbor)", min_value=0.0, strict_min=True),
+        Col("n_common_users", Kind.LONG, "|U_i ∩ U_j| after caps", min_value=2),
+        Col("rank", Kind.INT, "1 = most similar (ties by neighbor_id)", min_value=1),
+    ],
+    doc="Swing item-item weights, top-k neighbours per item (SPEC §2)",
+    key=("item_id", "neighbor_id"), unique_key=True,
+)
+
+NODES = TableSchema(
+    "gold.nodes",
+    [
+        Col("node_id", Kind.LONG, "dense id: users 0..U-1, then items U..U+I-1", min_value=0),
+        Col("node_type", Kind.STRING, "user or item", values=["user", "item"]),
+        Col("raw_id", Kind.STRING, "the raw user_id or item_id"),
+        Col("domain", Kind.STRING, "item domain; null for users", nullable=True),
+        FEATURES,
+        Col("degree", Kind.LONG, "number of incident edges in the full graph", min_value=0),
+    ],
+    doc="the cross-domain graph's nodes (SPEC §3)",
+    key=("node_id",), unique_key=True,
+)
+
+EDGES = TableSchema(
+    "gold.edges",
+    [
+        Col("src", Kind.LONG, "source node_id", min_value=0),
+        Col("dst", Kind.LONG, "destination node_id", min_value=0),
+        Col("edge_type", Kind.STRING, "behaviour label (user-item) or 'swing' (item-item)"),
+        Col("weight", Kind.DOUBLE, "log1p(count) for behaviour edges; s/max_s for swing", min_value=0.0,
+            strict_min=True),
+    ],
+    doc="directed edges; every undirected relation is stored in both directions (SPEC §3)",
+    key=("src", "dst", "edge_type"), unique_key=True,
+)
+
+NEIGHBORS = TableSchema(
+    "gold.neighbors",
+    [
+        Col("node_id", Kind.LONG, "the node", min_value=0),
+        Col("nbr_ids", Kind.LONG_ARRAY, "sampled neighbour node_ids, by descending key"),
+        Col("nbr_weights", Kind.FLOAT_ARRAY, "their edge weights"),
+        Col("nbr_types", Kind.INT_ARRAY, "their edge type codes (see etl.transforms.graph.EDGE_TYPE_CODES)"),
+        Col("degree", Kind.LONG, "deg(node) in the full graph", min_value=0),
+    ],
+    doc="importance-sampled 1-hop neighbour lists, p ∝ w^β, k per node (SPEC §4)",
+    key=("node_id",), unique_key=True,
+)
+
+RUNS = TableSchema(
+    "_runs",
+    [
+        Col("run_id", Kind.STRING, "run id"),
+        Col("stage", Kind.STRING, "stage name"),
+        Col("status", Kind.STRING, "running, succeeded or failed", values=["running", "succeeded", "failed"]),
+        Col("config", Kind.STRING, "the stage's configuration, JSON"),
+        Col("inputs", Kind.STRING, "JSON list of {table, version, rows} read"),
+        Col("outputs", Kind.STRING, "JSON list of {table, version, rows} written"),
+        Col("started_at", Kind.TIMESTAMP, "stage start (UTC)"),
+        Col("finished_at", Kind.TIMESTAMP, "stage end (UTC)", nullable=True),
+        Col("duration_s", Kind.DOUBLE, "wall time", nullable=True),
+        Col("report", Kind.STRING, "path of the stage's check report", nullable=True),
+        Col("message", Kind.STRING, "error summary when failed", nullable=True),
+    ],
+    doc="the run manifest: per run and stage, what was read and written at which Delta version",
+    key=("run_id", "stage"), unique_key=True,
+)
+

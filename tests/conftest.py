@@ -1,0 +1,26 @@
+"""One SparkSession for the whole test session (local[2], UI off, few shuffle partitions)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("GREC_SPARK_UI", "0")
+os.environ.setdefault("GREC_DRIVER_MEMORY", "3g")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from etl.session import get_spark
+
+    s = get_spark("grec-tests", master="local[2]", conf={"spark.sql.shuffle.partitions": "4",
+                                                         "spark.default.parallelism": "4"})
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def lake(tmp_path):
+    from etl.lake import Lake
+
+    return Lake(str(tmp_path / "lake"))
