@@ -82,7 +82,7 @@ class Lake:
         return reader.load(self.path(table))
 
     def write(self, df: DataFrame, schema: TableSchema, *, run_id: str, stage: str,
-              mode: str = "overwrite", properties: Optional[dict[str, str]] = None) -> int:
+              properties: Optional[dict[str, str]] = None, replace_where: Optional[str] = None) -> int:
         """Commit `df` as the next version of `schema`'s table and return that version.
 
         Columns are selected in schema order and must carry the schema's types, so a stage can never
@@ -97,9 +97,11 @@ class Lake:
                  for f in out.schema.fields if f.dataType != want[f.name]]
         if wrong:
             raise LakeError(f"{stage}: cannot write {schema.name}: wrong column types: {', '.join(wrong)}")
-        writer = (out.write.format("delta").mode(mode)
+        writer = (out.write.format("delta").mode("overwrite")
                   .option("userMetadata", json.dumps({"run_id": run_id, "stage": stage})))
-        if mode == "overwrite":
+        if replace_where:
+            writer = writer.option("replaceWhere", replace_where)
+        else:
             writer = writer.option("overwriteSchema", "true")
         if schema.partition_by:
             writer = writer.partitionBy(*schema.partition_by)

@@ -152,3 +152,41 @@ RUNS = TableSchema(
     key=("run_id", "stage"), unique_key=True,
 )
 
+
+# Padding for fixed-length neighbour arrays in gold.examples (Petastorm needs rectangular batches).
+PAD_NODE = 0
+PAD_TYPE = -1
+
+
+def _nbr_cols(side: str) -> list[Col]:
+    return [
+        Col(f"{side}_nbr_ids", Kind.LONG_ARRAY, f"{side} node's sampled neighbours, padded to k with {PAD_NODE}"),
+        Col(f"{side}_nbr_weights", Kind.FLOAT_ARRAY, "their edge weights; 0.0 on padding"),
+        Col(f"{side}_nbr_types", Kind.INT_ARRAY, f"their edge type codes; {PAD_TYPE} on padding"),
+        Col(f"{side}_nbr_count", Kind.INT, "number of real (unpadded) neighbours = min(k, degree)", min_value=0),
+        Col(f"{side}_degree", Kind.LONG, f"{side} node's degree in the full graph", min_value=0),
+    ]
+
+
+def examples(labels: Sequence[str]) -> TableSchema:
+    """gold.examples for a given task list: one row per impression with its 1-hop subgraph (SPEC §5).
+
+    Only numeric and flat-array columns, so Petastorm streams every column the trainer needs.
+    """
+    return TableSchema(
+        "gold.examples",
+        [
+            Col("user_node", Kind.LONG, "user node_id", min_value=0),
+            Col("item_node", Kind.LONG, "item node_id", min_value=0),
+            Col("day", Kind.INT, "event date as days since 1970-01-01 (UTC)"),
+            Col("split", Kind.STRING, "train or eval (eval = the last eval_days days)", values=["train", "eval"]),
+            Col("domain_id", Kind.INT, "item domain code (see the table property grec.domains)", min_value=0),
+            Col("user_features", Kind.FLOAT_ARRAY, "user side features"),
+            Col("item_features", Kind.FLOAT_ARRAY, "item side features"),
+            *(label_col(n) for n in labels),
+            *_nbr_cols("user"),
+            *_nbr_cols("item"),
+        ],
+        doc="training and evaluation examples with both nodes' sampled neighbour lists",
+        partition_by=("split",),
+    )

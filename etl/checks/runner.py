@@ -1,0 +1,67 @@
+"""Run a list of `schemas.Expectation`s on a Spark DataFrame with Great Expectations 1.x.
+
+One ephemeral GX context per process (creating one costs seconds); the DataFrame should be cached
+by the caller, since each expectation is one Spark job over it.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from functools import lru_cache
+from typing import Any, Sequence
+
+from pyspark.sql import DataFrame
+
+from etl.checks.report import ExpectationOutcome
+from schemas import Expectation
+
+_ids = itertools.count()
+SAMPLE_SIZE = 10
+
+
+@lru_cache(maxsize=1)
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_def = (ctx.data_sources.add_spark(name="grec")
+                 .add_dataframe_asset(name="frame")
+                 .add_batch_definition_whole_dataframe("whole"))
+    return ctx, batch_def
+
+
+def _build(exp: Expectation):
+    import great_expectations as gx
+
+    cls = getattr(gx.expectations, exp.kind, None)
+    if cls is None:
+        raise ValueError(f"unknown Great Expectations expectation {exp.kind!r} in {exp.describe()}")
+    return cls(**dict(exp.kwargs))
+
+
+def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> tuple[list[ExpectationOutcome], float]:
+    """Validate `df` against `expectations`; returns the outcomes (one per expectation) and seconds."""
+    import great_expectations as gx
+
+    t0 = time.perf_counter()
+    ctx, batch_def = _context()
+    suite = gx.ExpectationSuite(name=f"{table}-{next(_ids)}", expectations=[_build(e) for e in expectations])
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+    result = batch.validate(suite, result_format={"result_format": "SUMMARY",
+                                                  "partial_unexpected_count": SAMPLE_SIZE})
+    outcomes = []
+    for exp, r in zip(expectations, result.results):
+        res: dict[str, Any] = dict(r.result or {})
+        exc = (r.exception_info or {})
+        error = exc.get("exception_message") if exc.get("raised_exception") else None
+        outcomes.append(ExpectationOutcome(
+            table=table, expectation=exp.describe(), success=bool(r.success) and error is None,
+            observed=res.get("observed_value"), unexpected_count=res.get("unexpected_count"),
+            unexpected_percent=res.get("unexpected_percent"),
+            sample=list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE], error=error))
+    return outcomes, time.perf_counter() - t0

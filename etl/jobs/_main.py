@@ -1,0 +1,61 @@
+"""Shared job shell: common flags, error handling and exit codes for every stage entry point.
+
+Exit codes: 0 success, 1 bad input or setup (message names what is wrong), 2 a quality check
+failed (report path printed), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from typing import Callable, Optional, Sequence
+
+from etl.lake import LakeError
+from etl.session import SparkSetupError
+from etl.stage import StageFailed
+
+EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class InputError(ValueError):
+    """Input the user gave cannot be used as it is; the message says which file/column/row and why."""
+
+
+def new_run_id() -> str:
+    return "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, lake_required: bool = True) -> None:
+    parser.add_argument("--lake", required=lake_required,
+                        help="lake root: a local folder or any Hadoop URI (file:, s3a:, abfss:)")
+    parser.add_argument("--run-id", default=None,
+                        help="run id recorded in the _runs manifest (default: run-<UTC timestamp>); "
+                             "re-running the same id replaces that run's outputs, never duplicates them")
+
+
+def run_guarded(fn: Callable[[], int]) -> int:
+    """Run a job body and map grec's errors to exit codes with one clear message each."""
+    try:
+        return fn()
+    except StageFailed as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return EXIT_CHECKS
+    except (InputError, LakeError, SparkSetupError, FileNotFoundError) as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def job_main(add_arguments: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]] = None,
+             description: Optional[str] = None, prog: Optional[str] = None) -> int:
+    """`if __name__ == "__main__": raise SystemExit(job_main(add_arguments, run))`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if getattr(args, "run_id", "unset") is None:
+        args.run_id = new_run_id()
+    return run_guarded(lambda: run(args))

@@ -1,0 +1,111 @@
+"""Ingest stage: a source (MovieLens-100K, KuaiRand, contract files, synthetic) -> bronze Delta.
+
+    spark-submit etl/jobs/ingest.py --lake lake --source movielens-100k
+    grec etl ingest --lake lake --source contract --interactions logs.csv --labels click,like
+
+Rows breaking a row-level rule go to quarantine.interactions with the reason; when more than
+--max-quarantine-fraction of the rows do, or a table-level rule fails, nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from pyspark.sql import SparkSession
+
+from etl.checks.report import ExpectationOutcome
+from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.lake import Lake, StageRecord
+from etl.session import get_spark
+from etl.sources import SourceData, add_source_arguments, load_source_from_args
+from etl.stage import Stage
+from etl.transforms.ingest import (IngestRules, complete_items, complete_users, flag_rows, good_rows,
+                                   mark_duplicates, quarantine_rows, rule_counts)
+from schemas import Expectation, TableSchema
+from schemas.tables import ITEMS, QUARANTINE, USERS
+
+STAGE = "ingest"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Ingest thresholds.
+
+    Args:
+        max_quarantine_fraction: the stage fails when more than this share of rows is rejected.
+        max_ts: latest plausible event time (ISO, UTC); default: now + 1 day.
+    """
+
+    max_quarantine_fraction: float = 0.001
+    max_ts: Optional[str] = None
+
+
+def fixed_width(table: TableSchema) -> Expectation:
+    return Expectation("UnexpectedRowsExpectation", {
+        "description": f"{table.name}: every features array has the same length",
+        "unexpected_rows_query": "SELECT * FROM {batch} WHERE size(features) != "
+                                 "(SELECT max(size(features)) FROM {batch})"})
+
+
+def ingest(spark: SparkSession, lake: Lake, run_id: str, src: SourceData,
+           config: IngestConfig = IngestConfig()) -> StageRecord:
+    """Run the ingest stage for `src`; returns the manifest record (raises StageFailed on bad data)."""
+    rules = IngestRules(src.labels, src.numeric, src.ts_unit,
+                        **({"max_ts": config.max_ts} if config.max_ts else {}))
+    stage_config = {"source": src.name, "labels": list(src.labels), "positive_label": src.positive_label,
+                    "numeric": list(src.numeric), "ts_unit": src.ts_unit.value, **asdict(config),
+                    "max_ts": rules.max_ts}
+    with Stage(spark, lake, run_id, STAGE, stage_config) as st:
+        st.note("source", src.description)
+        try:
+            flagged = flag_rows(src.interactions, rules)
+        except ValueError as e:
+            raise InputError(f"{src.name} interactions ({src.description}): {e}") from None
+        flagged = st.persist(mark_duplicates(flagged, rules.labels))
+        total = flagged.count()
+        by_rule = {r["rule"]: (r["rows"], list(r["samples"])) for r in rule_counts(flagged).collect()}
+        bad = sum(n for n, _ in by_rule.values())
+        st.note("rows_read", total)
+        st.note("rows_quarantined_by_rule", {k: n for k, (n, _) in by_rule.items()})
+        st.add_outcome(ExpectationOutcome(
+            table="input", expectation=f"rows read from {src.name} > 0", success=total > 0, observed=total,
+            error=None if total else f"no rows in the input ({src.description})"))
+        frac = bad / total if total else 0.0
+        st.add_outcome(ExpectationOutcome(
+            table=QUARANTINE.name,
+            expectation=f"quarantined share <= {config.max_quarantine_fraction:g} (row-level rules)",
+            success=frac <= config.max_quarantine_fraction, observed=round(frac, 6), unexpected_count=bad,
+            unexpected_percent=100 * frac, sample=[s for _, ss in by_rule.values() for s in ss][:10]))
+
+        good = st.check(good_rows(flagged, rules), rules.schema.expectations(), rules.schema, cache=False)
+        users = st.check(complete_users(src.users, good), [*USERS.expectations(), fixed_width(USERS)], USERS)
+        items = st.check(complete_items(src.items, good), [*ITEMS.expectations(), fixed_width(ITEMS)], ITEMS)
+        st.commit(good, rules.schema, properties={
+            "grec.labels": ",".join(src.labels), "grec.positive_label": src.positive_label,
+            "grec.numeric": ",".join(src.numeric), "grec.eval_days": str(src.eval_days),
+            "grec.source": src.name})
+        st.commit(users, USERS, properties={"grec.feature_names": ",".join(src.user_feature_names)})
+        st.commit(items, ITEMS, properties={"grec.feature_names": ",".join(src.item_feature_names)})
+        st.commit(quarantine_rows(flagged, run_id), QUARANTINE, replace_where=f"run_id = '{run_id}'")
+    return st.record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    add_source_arguments(parser)
+    parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction,
+                        help="fail when more than this share of rows breaks a row-level rule (default 0.001)")
+    parser.add_argument("--max-ts", default=None, help="latest plausible event time, ISO UTC (default: now + 1 day)")
+
+
+def run(args: argparse.Namespace) -> int:
+    spark = get_spark("grec-ingest")
+    src = load_source_from_args(spark, args)
+    ingest(spark, Lake(args.lake), args.run_id, src,
+           IngestConfig(args.max_quarantine_fraction, args.max_ts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(job_main(add_arguments, run, description=__doc__))

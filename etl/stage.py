@@ -1,0 +1,151 @@
+"""A stage of a run: read inputs, check results, and commit outputs only when every check passed.
+
+    with Stage(spark, lake, run_id="r1", name="swing", config={"top_k": 100}) as st:
+        pos = st.read("bronze.interactions")
+        out = st.check(swing(pos), expectations, table=tables.SWING_I2I)
+        st.commit(out, tables.SWING_I2I)
+
+On a failed check nothing is written (every target table keeps its previous version), the report
+(JSON + Markdown, naming each failed expectation with sample bad values) goes to
+`<lake>/_reports/<run>/<stage>.*`, the manifest row says `failed`, and `StageFailed` is raised.
+Any other exception inside the block is recorded the same way and re-raised.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from etl.checks.report import CheckReport, ExpectationOutcome
+from etl.checks.runner import validate
+from etl.lake import Lake, RunManifest, StageRecord, TableVersion
+from schemas import Expectation, TableSchema
+
+
+class StageFailed(RuntimeError):
+    """A stage's quality checks failed; nothing was committed."""
+
+    def __init__(self, report: CheckReport, report_path: str):
+        self.report = report
+        self.report_path = report_path
+        super().__init__(f"stage {report.stage} of run {report.run_id} failed its checks; "
+                         f"report: {report_path}.md\n{report.summary()}")
+
+
+@dataclass
+class _PendingWrite:
+    df: DataFrame
+    schema: TableSchema
+    properties: dict[str, str] = field(default_factory=dict)
+    replace_where: Optional[str] = None
+
+
+def log(msg: str) -> None:
+    print(f"[grec {datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Stage:
+    """Validate-then-commit context for one stage of one run (see the module docstring)."""
+
+    def __init__(self, spark: SparkSession, lake: Lake, run_id: str, name: str,
+                 config: Optional[dict[str, Any]] = None):
+        self.spark, self.lake, self.run_id, self.name = spark, lake, run_id, name
+        self.manifest = RunManifest(lake)
+        self.record = StageRecord(run_id=run_id, stage=name, status="running", config=dict(config or {}))
+        self.report = CheckReport(run_id=run_id, stage=name)
+        self._writes: list[_PendingWrite] = []
+        self._cached: list[DataFrame] = []
+        self._t0 = 0.0
+
+    # ---- inside the block -----------------------------------------------------------------
+    def read(self, table: str | TableSchema, version: Optional[int] = None) -> DataFrame:
+        """Read an input table (latest or pinned version) and record the version read."""
+        name = table.name if isinstance(table, TableSchema) else table
+        v = self.lake.version(self.spark, table) if version is None else version
+        df = self.lake.read(self.spark, table, version=v)
+        self.record.inputs.append(TableVersion(name, v))
+        return df
+
+    def check(self, df: DataFrame, expectations: Sequence[Expectation], table: str | TableSchema,
+              cache: bool = True) -> DataFrame:
+        """Run a GX suite on `df` (cached first, so the commit does not recompute it)."""
+        name = table.name if isinstance(table, TableSchema) else table
+        if cache:
+            df = self.persist(df)
+        outcomes, secs = validate(df, expectations, name)
+        self.report.outcomes.extend(outcomes)
+        self.report.seconds += secs
+        failed = sum(not o.success for o in outcomes)
+        log(f"{self.name}: checked {name}: {len(outcomes) - failed}/{len(outcomes)} passed ({secs:.1f} s)")
+        return df
+
+    def persist(self, df: DataFrame) -> DataFrame:
+        """Cache a frame that several checks and writes reuse; released when the stage ends."""
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        self._cached.append(df)
+        return df
+
+    def add_outcome(self, outcome: ExpectationOutcome) -> None:
+        """Record a rule evaluated by the stage itself (e.g. a quarantine threshold)."""
+        self.report.outcomes.append(outcome)
+
+    def note(self, key: str, value: Any) -> None:
+        self.report.notes[key] = value
+
+    def commit(self, df: DataFrame, schema: TableSchema, properties: Optional[dict[str, str]] = None,
+               replace_where: Optional[str] = None) -> None:
+        """Queue `df` as the next version of `schema`'s table; written at block exit if checks passed."""
+        self._writes.append(_PendingWrite(df, schema, dict(properties or {}), replace_where))
+
+    # ---- the context ------------------------------------------------------------------------
+    def __enter__(self) -> "Stage":
+        self._t0 = time.perf_counter()
+        log(f"{self.name}: started (run {self.run_id})")
+        self.manifest.upsert(self.spark, self.record)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc is None and self.report.success:
+                self._write_all()
+                self.record.status = "succeeded"
+            else:
+                self.record.status = "failed"
+                self.record.message = (f"{exc_type.__name__}: {exc}" if exc is not None
+                                       else "; ".join(o.line() for o in self.report.failures)[:2000])
+            self.record.finished_at = datetime.now(timezone.utc)
+            path = self._write_report()
+            self.record.report = path + ".md"
+            self.manifest.upsert(self.spark, self.record)
+        finally:
+            for df in self._cached:
+                df.unpersist()
+        secs = time.perf_counter() - self._t0
+        if exc is not None:
+            log(f"{self.name}: FAILED after {secs:.1f} s ({exc_type.__name__}); report {path}.md")
+            return False
+        if not self.report.success:
+            log(f"{self.name}: FAILED its checks after {secs:.1f} s; nothing written; report {path}.md")
+            raise StageFailed(self.report, path)
+        log(f"{self.name}: done in {secs:.1f} s; report {path}.md")
+        return False
+
+    def _write_all(self) -> None:
+        for w in self._writes:
+            version = self.lake.write(w.df, w.schema, run_id=self.run_id, stage=self.name,
+                                      properties=w.properties, replace_where=w.replace_where)
+            rows = w.df.count()
+            self.record.outputs.append(TableVersion(w.schema.name, version, rows))
+            log(f"{self.name}: committed {w.schema.name} version {version} ({rows:,} rows)")
+
+    def _write_report(self) -> str:
+        path = self.lake.report_path(self.run_id, self.name)
+        self.report.notes.setdefault("outputs", [f"{t.table}@v{t.version} ({t.rows} rows)" for t in self.record.outputs])
+        self.lake.write_text(self.spark, path + ".json", self.report.to_json())
+        self.lake.write_text(self.spark, path + ".md", self.report.to_markdown())
+        return path

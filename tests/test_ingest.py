@@ -1,0 +1,129 @@
+"""Ingest: bad input gets a clear error, loses nothing, and leaves the lake's tables unchanged."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from etl.jobs import ingest
+from etl.jobs._main import EXIT_CHECKS, EXIT_INPUT, EXIT_OK, job_main
+
+HEADER = "user_id,item_id,ts,domain,like,love"
+GOOD = [
+    "u1,i1,2024-01-01 10:00:00,drama,1,0",
+    "u1,i2,2024-01-02 11:00:00,comedy,0,0",
+    "u2,i1,2024-01-02 12:00:00,drama,1,1",
+    "u3,i3,2024-01-03 09:30:00,drama,1,0",
+]
+
+
+def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def run_ingest(lake, csv: Path, *extra: str) -> int:
+    argv = ["--lake", lake.root, "--run-id", "r1", "--source", "contract", "--interactions", str(csv),
+            "--labels", "like,love", *extra]
+    return job_main(ingest.add_arguments, ingest.run, argv)
+
+
+def table_versions(spark, lake) -> dict:
+    return {t: lake.version(spark, t) for t in ("bronze.interactions", "bronze.users", "bronze.items",
+                                                "quarantine.interactions")}
+
+
+def report(lake, run_id="r1") -> dict:
+    path = lake.report_path(run_id, "ingest").removeprefix("file://") + ".json"
+    return json.loads(Path(path).read_text())
+
+
+def test_good_csv_lands_in_bronze_with_manifest(spark, lake, tmp_path):
+    assert run_ingest(lake, write_csv(tmp_path / "a.csv", GOOD)) == EXIT_OK
+    df = lake.read(spark, "bronze.interactions")
+    rows = sorted((r.user_id, r.item_id, str(r.date), r.like, r.love) for r in df.collect())
+    assert rows == [("u1", "i1", "2024-01-01", 1, 0), ("u1", "i2", "2024-01-02", 0, 0),
+                    ("u2", "i1", "2024-01-02", 1, 1), ("u3", "i3", "2024-01-03", 1, 0)]
+    assert lake.properties(spark, "bronze.interactions")["grec.labels"] == "like,love"
+    items = {r.item_id: r.domain for r in lake.read(spark, "bronze.items").collect()}
+    assert items == {"i1": "drama", "i2": "comedy", "i3": "drama"}
+    assert sorted(r.user_id for r in lake.read(spark, "bronze.users").collect()) == ["u1", "u2", "u3"]
+    runs = lake.read(spark, "_runs").collect()
+    assert [(r.run_id, r.stage, r.status) for r in runs] == [("r1", "ingest", "succeeded")]
+    outputs = {o["table"]: o for o in json.loads(runs[0].outputs)}
+    assert outputs["bronze.interactions"]["rows"] == 4
+    assert outputs["bronze.interactions"]["version"] == lake.version(spark, "bronze.interactions")
+
+
+def test_rerun_same_run_id_is_idempotent(spark, lake, tmp_path):
+    csv = write_csv(tmp_path / "a.csv", GOOD)
+    assert run_ingest(lake, csv) == EXIT_OK
+    assert run_ingest(lake, csv) == EXIT_OK
+    assert lake.read(spark, "bronze.interactions").count() == 4
+    assert lake.read(spark, "_runs").count() == 1
+
+
+@pytest.mark.parametrize("bad_row, rule, words", [
+    ("u9,i9,yesterday,drama,1,0", "ts_type", "yesterday"),
+    (",i9,2024-01-01 00:00:00,drama,1,0", "user_id_null", "user_id"),
+    ("u9,,2024-01-01 00:00:00,drama,1,0", "item_id_null", "item_id"),
+    ("u9,i9,2024-01-01 00:00:00,drama,2,0", "label_value", "like must be 0 or 1, got 2"),
+    ("u9,i9,1975-01-01 00:00:00,drama,1,0", "ts_range", "plausible range"),
+])
+def test_bad_rows_fail_the_stage_and_leave_tables_unchanged(spark, lake, tmp_path, bad_row, rule, words):
+    assert run_ingest(lake, write_csv(tmp_path / "good.csv", GOOD)) == EXIT_OK
+    before = table_versions(spark, lake)
+    assert run_ingest(lake, write_csv(tmp_path / "bad.csv", [*GOOD, bad_row])) == EXIT_CHECKS
+    assert table_versions(spark, lake) == before
+    rep = report(lake)
+    assert not rep["success"]
+    assert rep["notes"]["rows_quarantined_by_rule"] == {rule: 1}
+    failed = [o for o in rep["outcomes"] if not o["success"]]
+    assert any(words in s for o in failed for s in o["sample"]), failed
+    md = Path(lake.report_path("r1", "ingest").removeprefix("file://") + ".md").read_text()
+    assert "FAILED" in md and rule in md
+    assert [r.status for r in lake.read(spark, "_runs").collect()] == ["failed"]
+
+
+def test_bad_rows_below_threshold_go_to_quarantine(spark, lake, tmp_path):
+    rows = [*GOOD, "u9,i9,2024-01-01 00:00:00,drama,2,0", GOOD[0]]  # a label of 2 and a duplicated event
+    assert run_ingest(lake, write_csv(tmp_path / "a.csv", rows), "--max-quarantine-fraction", "0.5") == EXIT_OK
+    assert lake.read(spark, "bronze.interactions").count() == 4
+    q = sorted((r.rule, r.source.endswith("a.csv")) for r in lake.read(spark, "quarantine.interactions").collect())
+    assert q == [("duplicate_event", True), ("label_value", True)]
+    rec = lake.read(spark, "quarantine.interactions").where("rule = 'label_value'").first().record
+    assert json.loads(rec)["like"] == "2"
+
+
+def test_timestamp_in_ms_declared_as_seconds_is_named(spark, lake, tmp_path):
+    rows = ["u1,i1,1704103200000,drama,1,0", "u2,i1,1704189600000,drama,0,0"]
+    assert run_ingest(lake, write_csv(tmp_path / "ms.csv", rows), "--ts-unit", "s") == EXIT_CHECKS
+    samples = [s for o in report(lake)["outcomes"] for s in o["sample"]]
+    assert any("looks like milliseconds" in s for s in samples), samples
+    assert lake.version(spark, "bronze.interactions") is None
+    assert run_ingest(lake, write_csv(tmp_path / "ms.csv", rows), "--ts-unit", "ms") == EXIT_OK
+    assert sorted(str(r.date) for r in lake.read(spark, "bronze.interactions").collect()) == ["2024-01-01", "2024-01-02"]
+
+
+def test_empty_input_fails_with_a_clear_reason(spark, lake, tmp_path, capsys):
+    assert run_ingest(lake, write_csv(tmp_path / "empty.csv", [])) == EXIT_CHECKS
+    assert "no rows in the input" in capsys.readouterr().err
+    assert lake.version(spark, "bronze.interactions") is None
+
+
+def test_missing_file_and_missing_column_name_the_problem(spark, lake, tmp_path, capsys):
+    assert run_ingest(lake, tmp_path / "nope.csv") == EXIT_INPUT
+    assert "nope.csv" in capsys.readouterr().err
+    no_love = write_csv(tmp_path / "nolove.csv", ["u1,i1,2024-01-01 10:00:00,drama,1"],
+                        header="user_id,item_id,ts,domain,like")
+    assert run_ingest(lake, no_love) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "love" in err and "nolove.csv" in err
+    assert lake.version(spark, "bronze.interactions") is None
+
+
+def test_extra_unnamed_csv_columns_are_left_out(spark, lake, tmp_path):
+    rows = [r + ",junk," for r in GOOD]
+    assert run_ingest(lake, write_csv(tmp_path / "extra.csv", rows, header=HEADER + ",,extra_col")) == EXIT_OK
+    assert lake.read(spark, "bronze.interactions").count() == 4
