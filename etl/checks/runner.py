@@ -35,13 +35,14 @@ def _context():
     return ctx, batch_def
 
 
-def _build(exp: Expectation):
+def _build(exp: Expectation, index: int):
     import great_expectations as gx
 
     cls = getattr(gx.expectations, exp.kind, None)
     if cls is None:
         raise ValueError(f"unknown Great Expectations expectation {exp.kind!r} in {exp.describe()}")
-    return cls(**dict(exp.kwargs))
+    # GX returns results in its own order; the index in meta ties each back to its expectation.
+    return cls(**dict(exp.kwargs), meta={"grec_index": index})
 
 
 def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> tuple[list[ExpectationOutcome], float]:
@@ -50,12 +51,13 @@ def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> 
 
     t0 = time.perf_counter()
     ctx, batch_def = _context()
-    suite = gx.ExpectationSuite(name=f"{table}-{next(_ids)}", expectations=[_build(e) for e in expectations])
+    suite = gx.ExpectationSuite(name=f"{table}-{next(_ids)}", expectations=[_build(e, i) for i, e in enumerate(expectations)])
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(suite, result_format={"result_format": "SUMMARY",
                                                   "partial_unexpected_count": SAMPLE_SIZE})
     outcomes = []
-    for exp, r in zip(expectations, result.results):
+    for r in sorted(result.results, key=lambda r: r.expectation_config.meta["grec_index"]):
+        exp = expectations[r.expectation_config.meta["grec_index"]]
         res: dict[str, Any] = dict(r.result or {})
         exc = (r.exception_info or {})
         error = exc.get("exception_message") if exc.get("raised_exception") else None
