@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from etl.lake import LakeError
 from etl.session import SparkSetupError
+from etl.sources.base import SourceError
 from etl.stage import StageFailed
 
 EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,7 +41,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except StageFailed as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_CHECKS
-    except (InputError, LakeError, SparkSetupError, FileNotFoundError) as e:
+    except (InputError, SourceError, LakeError, SparkSetupError, FileNotFoundError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
