@@ -53,6 +53,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(_usage(), file=sys.stdout if argv[:1] in (["-h"], ["--help"], []) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     module = importlib.import_module(COMMANDS[key][0])
+    if hasattr(module, "main"):  # its own entry point: training needs no Spark, so skips etl.jobs._main
+        return module.main(rest)
     from etl.jobs._main import job_main
 
     parser_prog = "grec " + " ".join(key)

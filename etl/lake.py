@@ -82,11 +82,15 @@ class Lake:
         return reader.load(self.path(table))
 
     def write(self, df: DataFrame, schema: TableSchema, *, run_id: str, stage: str,
-              properties: Optional[dict[str, str]] = None, replace_where: Optional[str] = None) -> int:
-        """Commit `df` as the next version of `schema`'s table and return that version.
+              properties: Optional[dict[str, str]] = None, replace_where: Optional[str] = None) -> TableVersion:
+        """Commit `df` as the next version of `schema`'s table; returns that version and its rows.
 
         Columns are selected in schema order and must carry the schema's types, so a stage can never
-        widen or reorder a table by accident. The commit's userMetadata names the run and stage.
+        widen or reorder a table by accident. Data and table properties land in one commit (a
+        CREATE OR REPLACE TABLE AS SELECT, which keeps the history for time travel), whose
+        userMetadata names the run and stage. With `replace_where` (a predicate over partition
+        columns) only the matching rows are replaced, which keeps per-run tables such as the
+        quarantine idempotent per run.
         """
         missing = [c for c in schema.names if c not in df.columns]
         if missing:
@@ -97,20 +101,28 @@ class Lake:
                  for f in out.schema.fields if f.dataType != want[f.name]]
         if wrong:
             raise LakeError(f"{stage}: cannot write {schema.name}: wrong column types: {', '.join(wrong)}")
-        writer = (out.write.format("delta").mode("overwrite")
-                  .option("userMetadata", json.dumps({"run_id": run_id, "stage": stage})))
-        if replace_where:
-            writer = writer.option("replaceWhere", replace_where)
-        else:
-            writer = writer.option("overwriteSchema", "true")
-        if schema.partition_by:
-            writer = writer.partitionBy(*schema.partition_by)
-        writer.save(self.path(schema))
-        if properties:
-            props = ", ".join(f"'{k}' = '{_sql_str(v)}'" for k, v in properties.items())
-            spark = df.sparkSession
-            spark.sql(f"ALTER TABLE delta.`{self.path(schema)}` SET TBLPROPERTIES ({props})")
-        return self.version(df.sparkSession, schema)
+        spark = df.sparkSession
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        spark.conf.set(key, json.dumps({"run_id": run_id, "stage": stage}))
+        try:
+            if replace_where:
+                writer = out.write.format("delta").mode("overwrite").option("replaceWhere", replace_where)
+                if schema.partition_by:
+                    writer = writer.partitionBy(*schema.partition_by)
+                writer.save(self.path(schema))
+            else:
+                writer = out.writeTo(f"delta.`{self.path(schema)}`").using("delta")
+                for k, v in (properties or {}).items():
+                    writer = writer.tableProperty(k, v)
+                if schema.partition_by:
+                    writer = writer.partitionedBy(*(F.col(c) for c in schema.partition_by))
+                writer.createOrReplace()
+        finally:
+            spark.conf.unset(key)
+        last = DeltaTable.forPath(spark, self.path(schema)).history(1).select("version", "operationMetrics").first()
+        rows = (last["operationMetrics"] or {}).get("numOutputRows")
+        # an overwrite that writes no file reports no row metric
+        return TableVersion(schema.name, last["version"], int(rows) if rows is not None else out.count())
 
     def properties(self, spark: SparkSession, table: str | TableSchema) -> dict[str, str]:
         detail = DeltaTable.forPath(spark, self.path(table)).detail().select("properties").first()
@@ -127,10 +139,6 @@ class Lake:
             stream.write(bytearray(text.encode("utf-8")))
         finally:
             stream.close()
-
-
-def _sql_str(v: str) -> str:
-    return str(v).replace("\\", "\\\\").replace("'", "\\'")
 
 
 # ---- the run manifest ---------------------------------------------------------------------------

@@ -137,11 +137,10 @@ class Stage:
 
     def _write_all(self) -> None:
         for w in self._writes:
-            version = self.lake.write(w.df, w.schema, run_id=self.run_id, stage=self.name,
-                                      properties=w.properties, replace_where=w.replace_where)
-            rows = w.df.count()
-            self.record.outputs.append(TableVersion(w.schema.name, version, rows))
-            log(f"{self.name}: committed {w.schema.name} version {version} ({rows:,} rows)")
+            tv = self.lake.write(w.df, w.schema, run_id=self.run_id, stage=self.name,
+                                 properties=w.properties, replace_where=w.replace_where)
+            self.record.outputs.append(tv)
+            log(f"{self.name}: committed {tv.table} version {tv.version} ({tv.rows:,} rows)")
 
     def _write_report(self) -> str:
         path = self.lake.report_path(self.run_id, self.name)

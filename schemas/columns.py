@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import pyarrow as pa
-from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    from pyspark.sql import types as T
 
 
 class Kind(str, Enum):
@@ -23,8 +25,8 @@ class Kind(str, Enum):
     LONG_ARRAY = "array<long>"
     INT_ARRAY = "array<int>"
 
-    def spark(self) -> T.DataType:
-        return _SPARK[self]
+    def spark(self) -> "T.DataType":
+        return _spark_types()[self]
 
     def arrow(self) -> pa.DataType:
         return _ARROW[self]
@@ -35,18 +37,24 @@ class Kind(str, Enum):
         return type(self.spark()).__name__
 
 
-_SPARK = {
-    Kind.STRING: T.StringType(),
-    Kind.LONG: T.LongType(),
-    Kind.INT: T.IntegerType(),
-    Kind.DOUBLE: T.DoubleType(),
-    Kind.FLOAT: T.FloatType(),
-    Kind.TIMESTAMP: T.TimestampType(),
-    Kind.DATE: T.DateType(),
-    Kind.FLOAT_ARRAY: T.ArrayType(T.FloatType(), containsNull=False),
-    Kind.LONG_ARRAY: T.ArrayType(T.LongType(), containsNull=False),
-    Kind.INT_ARRAY: T.ArrayType(T.IntegerType(), containsNull=False),
-}
+def _spark_types() -> dict:
+    # pyspark is imported on first use so the trainer (GPU machine: no pyspark) can use schemas.
+    from pyspark.sql import types as T
+
+    return {
+        Kind.STRING: T.StringType(),
+        Kind.LONG: T.LongType(),
+        Kind.INT: T.IntegerType(),
+        Kind.DOUBLE: T.DoubleType(),
+        Kind.FLOAT: T.FloatType(),
+        Kind.TIMESTAMP: T.TimestampType(),
+        Kind.DATE: T.DateType(),
+        Kind.FLOAT_ARRAY: T.ArrayType(T.FloatType(), containsNull=False),
+        Kind.LONG_ARRAY: T.ArrayType(T.LongType(), containsNull=False),
+        Kind.INT_ARRAY: T.ArrayType(T.IntegerType(), containsNull=False),
+    }
+
+
 _ARROW = {
     Kind.STRING: pa.string(),
     Kind.LONG: pa.int64(),
@@ -85,7 +93,9 @@ class Col:
     strict_min: bool = False
     meta: dict = field(default_factory=dict, compare=False)
 
-    def spark_field(self) -> T.StructField:
+    def spark_field(self) -> "T.StructField":
+        from pyspark.sql import types as T
+
         return T.StructField(self.name, self.kind.spark(), self.nullable)
 
     def arrow_field(self) -> pa.Field:

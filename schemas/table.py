@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
 import pyarrow as pa
-from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    from pyspark.sql import types as T
 
 from schemas.columns import Col
 
@@ -66,7 +68,9 @@ class TableSchema:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}; columns: {self.names}")
 
-    def spark_schema(self) -> T.StructType:
+    def spark_schema(self) -> "T.StructType":
+        from pyspark.sql import types as T
+
         return T.StructType([c.spark_field() for c in self.columns])
 
     def arrow_schema(self) -> pa.Schema:

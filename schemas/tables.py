@@ -126,7 +126,7 @@ NEIGHBORS = TableSchema(
         Col("node_id", Kind.LONG, "the node", min_value=0),
         Col("nbr_ids", Kind.LONG_ARRAY, "sampled neighbour node_ids, by descending key"),
         Col("nbr_weights", Kind.FLOAT_ARRAY, "their edge weights"),
-        Col("nbr_types", Kind.INT_ARRAY, "their edge type codes (see etl.transforms.graph.EDGE_TYPE_CODES)"),
+        Col("nbr_types", Kind.INT_ARRAY, "their edge type codes (etl.transforms.graph.edge_type_codes; table property grec.edge_types)"),
         Col("degree", Kind.LONG, "deg(node) in the full graph", min_value=0),
     ],
     doc="importance-sampled 1-hop neighbour lists, p ∝ w^β, k per node (SPEC §4)",
@@ -189,4 +189,45 @@ def examples(labels: Sequence[str]) -> TableSchema:
         ],
         doc="training and evaluation examples with both nodes' sampled neighbour lists",
         partition_by=("split",),
+    )
+
+
+GRAPH_STATS = TableSchema(
+    "gold.graph_stats",
+    [
+        Col("metric", Kind.STRING, "nodes, edges, isolated_nodes, degree_min/mean/p50/p99/max, components, "
+                                   "largest_component_size, singleton_components"),
+        Col("dimension", Kind.STRING, "what the rows are grouped by", values=["all", "node_type", "domain", "edge_type"]),
+        Col("group", Kind.STRING, "the group's value ('all' for dimension all)"),
+        Col("value", Kind.DOUBLE, "the metric's value"),
+    ],
+    doc="graph statistics for reports: per node type, domain and edge type (etl.transforms.graph_algos)",
+    key=("metric", "dimension", "group"), unique_key=True,
+)
+
+
+def macro_counts_col(label: str) -> Col:
+    return Col(f"{label}_macro_counts", Kind.FLOAT_ARRAY,
+               f"task {label!r} positive counts before the cutoff: for a user, its positives per item macro node "
+               "(domain, length D, 1st order); for an item, its positives from each user macro node "
+               "(cluster, length C, 2nd order)")
+
+
+def macro(labels: Sequence[str]) -> TableSchema:
+    """gold.macro for a given task list: one row per node with MGOE's macro-graph counts (SPEC §7).
+
+    Users: macro_id = KMeans cluster (0..C-1); items: macro_id = domain code (0..D-1, the vocabulary
+    of the table property grec.domains). C and D are the table properties grec.n_clusters and
+    grec.n_domains. Counts are raw; softmax(log(1 + count) / tau) is the model's job.
+    """
+    return TableSchema(
+        "gold.macro",
+        [
+            Col("node_id", Kind.LONG, "node_id (gold.nodes)", min_value=0),
+            Col("node_type", Kind.STRING, "user or item", values=["user", "item"]),
+            Col("macro_id", Kind.INT, "user: KMeans cluster; item: domain code", min_value=0),
+            *(macro_counts_col(t) for t in labels),
+        ],
+        doc="MGOE macro-graph features per node: user clusters, item domains, per-task macro counts",
+        key=("node_id",), unique_key=True,
     )

@@ -23,8 +23,8 @@ def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:
     return path
 
 
-def run_ingest(lake, csv: Path, *extra: str) -> int:
-    argv = ["--lake", lake.root, "--run-id", "r1", "--source", "contract", "--interactions", str(csv),
+def run_ingest(lake, csv: Path, *extra: str, run_id: str = "r1") -> int:
+    argv = ["--lake", lake.root, "--run-id", run_id, "--source", "contract", "--interactions", str(csv),
             "--labels", "like,love", *extra]
     return job_main(ingest.add_arguments, ingest.run, argv)
 
@@ -39,8 +39,19 @@ def report(lake, run_id="r1") -> dict:
     return json.loads(Path(path).read_text())
 
 
-def test_good_csv_lands_in_bronze_with_manifest(spark, lake, tmp_path):
-    assert run_ingest(lake, write_csv(tmp_path / "a.csv", GOOD)) == EXIT_OK
+@pytest.fixture(scope="module")
+def good_lake(spark, tmp_path_factory):
+    """A lake after one successful ingest of GOOD (run r1); later cases must leave its tables alone."""
+    from etl.lake import Lake
+
+    root = tmp_path_factory.mktemp("good")
+    lake = Lake(str(root / "lake"))
+    assert run_ingest(lake, write_csv(root / "a.csv", GOOD)) == EXIT_OK
+    return lake
+
+
+def test_good_csv_lands_in_bronze_with_manifest(spark, good_lake):
+    lake = good_lake
     df = lake.read(spark, "bronze.interactions")
     rows = sorted((r.user_id, r.item_id, str(r.date), r.like, r.love) for r in df.collect())
     assert rows == [("u1", "i1", "2024-01-01", 1, 0), ("u1", "i2", "2024-01-02", 0, 0),
@@ -49,19 +60,18 @@ def test_good_csv_lands_in_bronze_with_manifest(spark, lake, tmp_path):
     items = {r.item_id: r.domain for r in lake.read(spark, "bronze.items").collect()}
     assert items == {"i1": "drama", "i2": "comedy", "i3": "drama"}
     assert sorted(r.user_id for r in lake.read(spark, "bronze.users").collect()) == ["u1", "u2", "u3"]
-    runs = lake.read(spark, "_runs").collect()
+    runs = lake.read(spark, "_runs").where("run_id = 'r1'").collect()
     assert [(r.run_id, r.stage, r.status) for r in runs] == [("r1", "ingest", "succeeded")]
     outputs = {o["table"]: o for o in json.loads(runs[0].outputs)}
     assert outputs["bronze.interactions"]["rows"] == 4
     assert outputs["bronze.interactions"]["version"] == lake.version(spark, "bronze.interactions")
 
 
-def test_rerun_same_run_id_is_idempotent(spark, lake, tmp_path):
-    csv = write_csv(tmp_path / "a.csv", GOOD)
-    assert run_ingest(lake, csv) == EXIT_OK
-    assert run_ingest(lake, csv) == EXIT_OK
+def test_rerun_same_run_id_is_idempotent(spark, good_lake, tmp_path):
+    lake = good_lake
+    assert run_ingest(lake, write_csv(tmp_path / "a.csv", GOOD)) == EXIT_OK
     assert lake.read(spark, "bronze.interactions").count() == 4
-    assert lake.read(spark, "_runs").count() == 1
+    assert lake.read(spark, "_runs").where("run_id = 'r1'").count() == 1
 
 
 @pytest.mark.parametrize("bad_row, rule, words", [
@@ -71,19 +81,19 @@ def test_rerun_same_run_id_is_idempotent(spark, lake, tmp_path):
     ("u9,i9,2024-01-01 00:00:00,drama,2,0", "label_value", "like must be 0 or 1, got 2"),
     ("u9,i9,1975-01-01 00:00:00,drama,1,0", "ts_range", "plausible range"),
 ])
-def test_bad_rows_fail_the_stage_and_leave_tables_unchanged(spark, lake, tmp_path, bad_row, rule, words):
-    assert run_ingest(lake, write_csv(tmp_path / "good.csv", GOOD)) == EXIT_OK
+def test_bad_rows_fail_the_stage_and_leave_tables_unchanged(spark, good_lake, tmp_path, bad_row, rule, words):
+    lake, run_id = good_lake, f"bad-{rule}"
     before = table_versions(spark, lake)
-    assert run_ingest(lake, write_csv(tmp_path / "bad.csv", [*GOOD, bad_row])) == EXIT_CHECKS
+    assert run_ingest(lake, write_csv(tmp_path / "bad.csv", [*GOOD, bad_row]), run_id=run_id) == EXIT_CHECKS
     assert table_versions(spark, lake) == before
-    rep = report(lake)
+    rep = report(lake, run_id)
     assert not rep["success"]
     assert rep["notes"]["rows_quarantined_by_rule"] == {rule: 1}
     failed = [o for o in rep["outcomes"] if not o["success"]]
     assert any(words in s for o in failed for s in o["sample"]), failed
-    md = Path(lake.report_path("r1", "ingest").removeprefix("file://") + ".md").read_text()
+    md = Path(lake.report_path(run_id, "ingest").removeprefix("file://") + ".md").read_text()
     assert "FAILED" in md and rule in md
-    assert [r.status for r in lake.read(spark, "_runs").collect()] == ["failed"]
+    assert [r.status for r in lake.read(spark, "_runs").where(f"run_id = '{run_id}'").collect()] == ["failed"]
 
 
 def test_bad_rows_below_threshold_go_to_quarantine(spark, lake, tmp_path):

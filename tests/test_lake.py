@@ -30,7 +30,7 @@ def test_delta_write_history_merge_and_time_travel(spark, lake):
         toy(spark, [(2, 20.0), (3, 3.0)]).alias("s"), "t.k = s.k"
     ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
     hist = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
-    assert [h.operation for h in hist] == ["WRITE", "MERGE"]
+    assert [h.operation for h in hist] == ["CREATE OR REPLACE TABLE AS SELECT", "MERGE"]
     assert json.loads(hist[0].userMetadata) == {"run_id": "r", "stage": "s"}
     assert sorted(tuple(r) for r in lake.read(spark, TOY).collect()) == [(1, 1.0), (2, 20.0), (3, 3.0)]
     assert sorted(tuple(r) for r in lake.read(spark, TOY, version=0).collect()) == [(1, 1.0), (2, 2.0)]

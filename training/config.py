@@ -1,0 +1,268 @@
+"""Typed training configuration: one declaration per parameter (default + doc), CLI-overridable.
+
+Every field of the four sections becomes a flag `--<section>.<field>` (e.g. `--model.id_dim 64`),
+and, when its name is unique across sections, also a flat flag (`--id-dim 64`, `--epochs 2`).
+A field may name its own flat flag (ModelConfig.name is `--model`).
+
+    >>> cfg = TrainConfig()
+    >>> cfg.model.encoder.value, cfg.optim.gradnorm_alpha
+    ('lightgcn', 1.0)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class ConfigError(ValueError):
+    """A configuration value or combination is invalid; the message names the flag."""
+
+
+def param(default: Any, doc: str, *, flag: Optional[str] = None, aliases: tuple[str, ...] = ()) -> Any:
+    """A config field with its documentation (shown in --help), an optional flat flag name and aliases."""
+    return field(default=default, metadata={"doc": doc, "flag": flag, "aliases": aliases})
+
+
+class LoaderBackend(str, enum.Enum):
+    PETASTORM = "petastorm"
+    ARROW = "arrow"
+
+
+class ModelName(str, enum.Enum):
+    E2E_GREC = "e2e_grec"
+
+
+class EncoderKind(str, enum.Enum):
+    LIGHTGCN = "lightgcn"
+    GRAPHSAGE = "graphsage"
+
+
+class FusionKind(str, enum.Enum):
+    TWO_LEVEL = "two_level"
+    BOTTOM_ONLY = "bottom_only"
+
+
+class LossWeighting(str, enum.Enum):
+    GRADNORM = "gradnorm"
+    FIXED = "fixed"
+
+
+class DeviceKind(str, enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass
+class DataConfig:
+    lake: str = param("lake", "lake root: a path or a URI (file:, s3:, ...)")
+    table: str = param("gold.examples", "the examples table (layer.table under the lake root)")
+    nodes_table: str = param("gold.nodes", "the node table (degrees and side features of every node)")
+    run: Optional[str] = param(None, "read the tables written by this run id (from the _runs manifest); under "
+                                     "torchrun spell it --run-id (torchrun takes --run for its --run-path)",
+                               aliases=("run-id",))
+    version: Optional[int] = param(None, "read this Delta version of the examples table")
+    timestamp: Optional[str] = param(None, "read the examples table as of this time (ISO 8601, UTC)")
+    nodes_version: Optional[int] = param(
+        None, "pin the node table version; default: the version the examples were built from (manifest)")
+    tasks: tuple[str, ...] = param((), "task labels, when the table has no grec.labels property")
+    loader: LoaderBackend = param(LoaderBackend.PETASTORM, "reader backend for training and evaluation")
+    batch_size: int = param(1024, "training examples per step (per rank)")
+    eval_batch_size: int = param(8192, "examples per evaluation batch")
+    shuffle_buffer: int = param(65536, "rows mixed by the shuffling buffer (0: no row shuffling)")
+    workers: int = param(2, "reader threads (petastorm) / read-ahead row groups (arrow)")
+    train_split: str = param("train", "value of the split partition used for training")
+    eval_split: str = param("eval", "value of the split partition evaluated day by day")
+
+
+@dataclass
+class ModelConfig:
+    name: ModelName = param(ModelName.E2E_GREC, "model to train", flag="model")
+    id_dim: int = param(32, "node ID embedding width (part of X_v)")
+    feature_dim: int = param(32, "width of the side-feature projection (part of X_v)")
+    encoder: EncoderKind = param(EncoderKind.LIGHTGCN, "graph encoder over the sampled 1-hop lists")
+    layers: int = param(1, "propagation layers K (the examples carry 1-hop lists, so K = 1)")
+    gfae: bool = param(True, "add the GFAE self-supervised loss L_SSL (off: the no-GFAE ablation)")
+    fusion: FusionKind = param(FusionKind.TWO_LEVEL, "two-level fusion or the bottom-only ablation")
+    shared_hidden: tuple[int, ...] = param((256, 128), "shared-bottom MLP widths (F_shared)")
+    ltr_dim: int = param(32, "width of the task-side block F_LTR (domain and weekday)")
+    gnn_dim: int = param(64, "width of the graph block F_GNN")
+    attention_dim: int = param(32, "token width of the upper fusion's self-attention")
+    attention_heads: int = param(8, "heads of the upper fusion's self-attention")
+    tower_hidden: tuple[int, ...] = param((64,), "hidden widths of each task tower")
+    dropout: float = param(0.0, "dropout in the MLPs")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = param(1e-3, "Adam learning rate of the model")
+    weight_decay: float = param(0.0, "Adam weight decay of the dense parameters")
+    loss_weighting: LossWeighting = param(LossWeighting.GRADNORM, "GradNorm or fixed loss weights (ablation)")
+    ssl_weight: float = param(1.0, "w_SSL: fixed weight, or GradNorm's initial weight")
+    ltr_weight: float = param(1.0, "w_LTR: fixed weight, or GradNorm's initial weight")
+    gradnorm_alpha: float = param(1.0, "GradNorm asymmetry alpha (SPEC: gamma = alpha = 1)")
+    gradnorm_lr: float = param(0.025, "learning rate of GradNorm's own Adam over the loss weights")
+    sparse_embeddings: bool = param(
+        False, "sparse gradients + SparseAdam for the node ID table (large graphs; not with DDP on NCCL)")
+
+
+@dataclass
+class RunConfig:
+    label: Optional[str] = param(None, "the model's name in the metrics table (default: the model name)")
+    out: str = param("out", "output folder: metrics.parquet, metrics.md, auc_by_day.png, run.json, checkpoint.pt")
+    epochs: int = param(1, "passes over the training split")
+    seed: int = param(0, "seed of weights, shuffling and sampling")
+    device: DeviceKind = param(DeviceKind.AUTO, "cpu, cuda, or auto (cuda when available)")
+    amp: bool = param(True, "bf16 autocast on CUDA (ignored on CPU)")
+    threads: Optional[int] = param(None, "torch CPU threads (default: torch's choice; 1 helps on busy machines)")
+    progress: bool = param(True, "progress bar with examples/s")
+    log_every: int = param(50, "steps between loss/weight log records")
+    max_steps: Optional[int] = param(None, "stop each epoch after this many steps (smoke tests, benchmarks)")
+    checkpoint: bool = param(True, "save checkpoint.pt after every epoch")
+    resume: bool = param(False, "continue from OUT/checkpoint.pt (same snapshot and config required)")
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> "TrainConfig":
+        d, m, o, r = self.data, self.model, self.optim, self.run
+        pins = [n for n, v in (("--run", d.run), ("--version", d.version), ("--timestamp", d.timestamp))
+                if v is not None]
+        if len(pins) > 1:
+            raise ConfigError(f"give at most one of --run, --version, --timestamp (got {', '.join(pins)})")
+        for name, value in (("--batch-size", d.batch_size), ("--eval-batch-size", d.eval_batch_size),
+                            ("--epochs", r.epochs), ("--id-dim", m.id_dim), ("--feature-dim", m.feature_dim),
+                            ("--log-every", r.log_every)):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if m.layers != 1:
+            raise ConfigError(f"--layers {m.layers}: gold.examples carries 1-hop neighbour lists only, so the "
+                              "sampled encoder has exactly K = 1 layer")
+        if m.attention_dim % m.attention_heads:
+            raise ConfigError(f"--attention-dim {m.attention_dim} must be divisible by --attention-heads "
+                              f"{m.attention_heads}")
+        if o.loss_weighting is LossWeighting.GRADNORM and not m.gfae:
+            raise ConfigError("GradNorm balances L_SSL against L_LTR; with --no-gfae there is one loss: "
+                              "add --loss-weighting fixed")
+        if o.ssl_weight <= 0 or o.ltr_weight <= 0:
+            raise ConfigError("--ssl-weight and --ltr-weight must be > 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: {f.name: _plain(getattr(getattr(self, name), f.name))
+                       for f in dataclasses.fields(cls)} for name, cls in SECTIONS.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, dict[str, Any]]) -> "TrainConfig":
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            hints = typing.get_type_hints(section_cls)
+            given = values.get(name, {})
+            unknown = set(given) - {f.name for f in dataclasses.fields(section_cls)}
+            if unknown:
+                raise ConfigError(f"unknown {name} settings: {sorted(unknown)}")
+            sections[name] = section_cls(**{k: _coerce(hints[k], v) for k, v in given.items()})
+        return cls(**sections)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """A JSON/argparse value back to the field's declared type."""
+    if value is None:
+        return None
+    base = _base_type(hint)
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return base(value)
+    if base is tuple:
+        return tuple(value)
+    return value
+
+
+def _base_type(hint: Any) -> Any:
+    """The runtime type behind Optional[X] / tuple[X, ...] / X."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base_type(args[0])
+    if origin is tuple:
+        return tuple
+    return hint
+
+
+def _element_type(hint: Any) -> type:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        return _element_type([a for a in typing.get_args(hint) if a is not type(None)][0])
+    if origin is tuple:
+        return typing.get_args(hint)[0]
+    return hint
+
+
+def _flat_flags() -> dict[tuple[str, str], str]:
+    """(section, field) -> flat flag, for names unique across sections (or given explicitly)."""
+    counts: dict[str, int] = {}
+    for cls in SECTIONS.values():
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("flag") or f.name
+            counts[name] = counts.get(name, 0) + 1
+    out = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("flag") or f.name
+            if counts[name] == 1:
+                out[(section, f.name)] = "--" + name.replace("_", "-")
+    return out
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every config field as a flag (defaults are left to the dataclasses)."""
+    flat = _flat_flags()
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(section)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            flags = [flat[(section, f.name)]] if (section, f.name) in flat else []
+            flags += [f"--{a}" for a in f.metadata.get("aliases", ())]
+            flags.append(f"--{section}.{f.name}")
+            kwargs: dict[str, Any] = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS,
+                                      "help": f"{f.metadata['doc']} (default: {_plain(f.default)})"}
+            base, elem = _base_type(hint), _element_type(hint)
+            if base is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif isinstance(base, type) and issubclass(base, enum.Enum):
+                kwargs.update(type=base, choices=list(base), metavar="{" + ",".join(e.value for e in base) + "}")
+            elif base is tuple:
+                kwargs.update(type=elem, nargs="*", metavar=f.name.upper())
+            else:
+                kwargs.update(type=base, metavar=f.name.upper())
+            group.add_argument(*flags, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config the flags describe: dataclass defaults overridden by every flag given."""
+    given: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for dest, value in vars(args).items():
+        section, _, name = dest.partition(".")
+        if section in SECTIONS and name:
+            given[section][name] = value
+    return TrainConfig.from_dict(given).validate()

@@ -1,0 +1,105 @@
+"""The pyarrow backend: read a snapshot's Parquet files row group by row group.
+
+Small tables (nodes, the run manifest) are read whole with `read_files`, partition columns restored
+from the snapshot's add actions. Training data streams through `ArrowExampleReader`: every rank
+plans the same (seeded, optionally shuffled) order of row groups and takes one contiguous, balanced
+range of its rows, so each example is read exactly once per epoch across ranks.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+
+from training.data.arrow_columns import table_to_numpy
+from training.data.batching import prefetch, rebatch
+from training.data.snapshot import DataFile, Snapshot
+
+
+def _open(uri: str) -> pq.ParquetFile:
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return pq.ParquetFile(fs.open_input_file(path))
+
+
+def read_files(snapshot: Snapshot, files: Sequence[DataFile], columns: Optional[Sequence[str]] = None) -> pa.Table:
+    """The rows of `files` (all of one snapshot) as one table, partition columns restored."""
+    columns = list(columns) if columns is not None else snapshot.schema.names
+    stored = [c for c in columns if c not in snapshot.partition_columns]
+    parts = []
+    for f in files:
+        t = _open(f.uri).read(columns=stored)
+        for c in columns:
+            if c in snapshot.partition_columns:
+                typ = snapshot.schema.field(c).type
+                t = t.append_column(c, pa.array([f.partition[c]] * t.num_rows, pa.string()).cast(typ))
+        parts.append(t.select(columns))
+    if not parts:
+        return snapshot.schema.empty_table().select(columns)
+    return pa.concat_tables(parts)
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    uri: str
+    index: int
+    rows: int
+
+
+def plan_row_groups(files: Sequence[DataFile]) -> list[RowGroup]:
+    """Every row group of `files`, from the Parquet footers (one small read per file)."""
+    out = []
+    for f in files:
+        meta = _open(f.uri).metadata
+        out.extend(RowGroup(f.uri, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups))
+    return out
+
+
+def shard_slices(groups: Sequence[RowGroup], rank: int, world: int) -> list[tuple[RowGroup, int, int]]:
+    """(row group, start, stop) pieces of rank's contiguous share [total*rank//world, total*(rank+1)//world)."""
+    total = sum(g.rows for g in groups)
+    lo, hi = total * rank // world, total * (rank + 1) // world
+    out, offset = [], 0
+    for g in groups:
+        start, stop = max(lo, offset), min(hi, offset + g.rows)
+        if start < stop:
+            out.append((g, start - offset, stop - offset))
+        offset += g.rows
+    return out
+
+
+class ArrowExampleReader:
+    """One epoch of fixed-size batches (dict of CPU tensors) from a list of Parquet files."""
+
+    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int,
+                 shuffle: bool, seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0,
+                 read_ahead: int = 2, drop_last: bool = False, groups: Optional[Sequence[RowGroup]] = None):
+        self.columns = list(columns)
+        self.batch_size = batch_size
+        self.shuffle, self.seed = shuffle, seed
+        self.rank, self.world = rank, world
+        self.shuffle_buffer = shuffle_buffer if shuffle else 0
+        self.read_ahead = read_ahead
+        self.drop_last = drop_last
+        self.groups = list(groups) if groups is not None else plan_row_groups(files)
+
+    def _chunks(self) -> Iterator[dict[str, np.ndarray]]:
+        order = list(self.groups)
+        if self.shuffle:
+            random.Random(self.seed).shuffle(order)  # same seed on every rank: one global order
+        current_uri, handle = None, None
+        for g, start, stop in shard_slices(order, self.rank, self.world):
+            if g.uri != current_uri:
+                current_uri, handle = g.uri, _open(g.uri)
+            table = handle.read_row_group(g.index, columns=self.columns).slice(start, stop - start)
+            yield table_to_numpy(table, self.columns, f"{g.uri} row group {g.index}")
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng(self.seed) if self.shuffle else None
+        yield from rebatch(prefetch(self._chunks(), self.read_ahead), self.batch_size,
+                           shuffle_buffer=self.shuffle_buffer, rng=rng, drop_last=self.drop_last)

@@ -1,0 +1,93 @@
+"""gold.examples as the trainer sees it: which columns to read, the task list, and typed batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+
+from schemas.tables import examples as examples_schema
+from training.data.snapshot import Snapshot, SnapshotError, require_columns
+
+LABELS_PROPERTY = "grec.labels"
+DOMAINS_PROPERTY = "grec.domains"
+
+# Neighbour edge weights and types are read by the sampler, not by the encoders: SPEC §6 normalises
+# by full-graph degrees only, so the trainer skips those columns and their IO.
+_SIDE_COLUMNS = ("nbr_ids", "nbr_count", "degree")
+
+
+def example_columns(tasks: Sequence[str]) -> list[str]:
+    """The columns a training batch needs, in schema order (names checked against schemas.tables)."""
+    wanted = {"user_node", "item_node", "day", "domain_id", "user_features", "item_features", *tasks,
+              *(f"{side}_{c}" for side in ("user", "item") for c in _SIDE_COLUMNS)}
+    names = examples_schema(list(tasks)).names
+    return [n for n in names if n in wanted]
+
+
+def resolve_tasks(snapshot: Snapshot, fallback: Sequence[str] = ()) -> tuple[str, ...]:
+    """Task labels from the table property grec.labels, else `fallback` (the --tasks flag)."""
+    prop = snapshot.configuration.get(LABELS_PROPERTY, "")
+    tasks = tuple(t.strip() for t in prop.split(",") if t.strip()) or tuple(fallback)
+    if not tasks:
+        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has no {LABELS_PROPERTY} property: "
+                            "name the task label columns with --tasks")
+    if prop and fallback and tuple(fallback) != tasks:
+        raise SnapshotError(f"--tasks {list(fallback)} disagrees with {snapshot.table}'s {LABELS_PROPERTY}={prop}")
+    require_columns(snapshot, example_columns(tasks))
+    return tasks
+
+
+def count_domains(snapshot: Snapshot) -> int:
+    """Number of domain codes: from grec.domains (comma list), else max(domain_id) + 1 from file stats."""
+    prop = snapshot.configuration.get(DOMAINS_PROPERTY, "")
+    top = snapshot.column_max.get("domain_id")
+    if prop:
+        n = len([d for d in prop.split(",") if d.strip()])
+        if top is not None and int(top) >= n:
+            raise SnapshotError(f"{snapshot.table} v{snapshot.version}: domain_id reaches {top} but "
+                                f"{DOMAINS_PROPERTY} lists only {n} domains")
+        return n
+    if top is None:
+        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has neither a {DOMAINS_PROPERTY} property nor "
+                            "domain_id statistics")
+    return int(top) + 1
+
+
+@dataclass
+class Neighbours:
+    """A node's sampled 1-hop list: ids padded to k, how many are real, and its full-graph degree."""
+
+    ids: torch.Tensor     # (B, k) long
+    count: torch.Tensor   # (B,) long
+    degree: torch.Tensor  # (B,) float
+
+
+@dataclass
+class ExampleBatch:
+    user_node: torch.Tensor      # (B,) long
+    item_node: torch.Tensor      # (B,) long
+    day: torch.Tensor            # (B,) long, days since 1970-01-01
+    domain_id: torch.Tensor      # (B,) long
+    user_features: torch.Tensor  # (B, Fu) float
+    item_features: torch.Tensor  # (B, Fi) float
+    labels: torch.Tensor         # (B, T) float 0/1
+    user: Neighbours
+    item: Neighbours
+
+    @property
+    def size(self) -> int:
+        return self.user_node.shape[0]
+
+    @classmethod
+    def from_columns(cls, cols: Mapping[str, torch.Tensor], tasks: Sequence[str]) -> "ExampleBatch":
+        def side(s: str) -> Neighbours:
+            return Neighbours(cols[f"{s}_nbr_ids"].long(), cols[f"{s}_nbr_count"].long(),
+                              cols[f"{s}_degree"].float())
+
+        return cls(
+            user_node=cols["user_node"].long(), item_node=cols["item_node"].long(),
+            day=cols["day"].long(), domain_id=cols["domain_id"].long(),
+            user_features=cols["user_features"].float(), item_features=cols["item_features"].float(),
+            labels=torch.stack([cols[t].float() for t in tasks], dim=1),
+            user=side("user"), item=side("item"))

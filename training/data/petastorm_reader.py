@@ -1,0 +1,71 @@
+"""The Petastorm backend: `make_batch_reader` + `BatchedDataLoader` over a snapshot's file list.
+
+Petastorm shards by row group (`cur_shard`/`shard_count`: index % world == rank), streams only
+numeric and flat-array columns (so the string partition column `split` is never requested: a split
+is selected by passing only its files), and follows Parquet row groups; BatchedDataLoader re-batches
+to the configured size. Its row order is not reproducible (reader threads race, and the shuffling
+buffer draws from torch's global RNG); use the arrow backend where the exact order matters.
+Imported lazily: the arrow backend works without petastorm installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import warnings
+from typing import Iterator, Sequence
+
+import torch
+
+from training.data.snapshot import DataFile, SnapshotError
+
+# petastorm 0.13 on pyarrow 14 warns about pyarrow's legacy dataset API on every file it opens.
+_QUIET = [("ignore", FutureWarning), ("ignore", DeprecationWarning), ("ignore", UserWarning)]
+
+
+class PetastormExampleReader:
+    """One epoch of fixed-size batches (dict of CPU tensors) through Petastorm."""
+
+    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int, shuffle: bool,
+                 seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0, workers: int = 2,
+                 drop_last: bool = False):
+        self.urls = [f.uri for f in files]
+        self.columns = list(columns)
+        self.batch_size = batch_size
+        self.shuffle, self.seed = shuffle, seed
+        self.rank, self.world = rank, world
+        self.shuffle_buffer = shuffle_buffer if shuffle else 0
+        self.workers = max(1, workers)
+        self.drop_last = drop_last
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        from petastorm import make_batch_reader
+        from petastorm.errors import NoDataAvailableError
+        from petastorm.pytorch import BatchedDataLoader
+
+        import training.data.petastorm_shim  # noqa: F401  (fixes a start-up race that drops whole epochs)
+
+        if not self.urls:
+            return
+        shard = {"cur_shard": self.rank, "shard_count": self.world} if self.world > 1 else {}
+        with warnings.catch_warnings():
+            for action, category in _QUIET:
+                warnings.simplefilter(action, category)
+            try:
+                reader = make_batch_reader(
+                    self.urls, schema_fields=[f"^{re.escape(c)}$" for c in self.columns],
+                    reader_pool_type="thread", workers_count=self.workers, num_epochs=1,
+                    shuffle_row_groups=self.shuffle, seed=self.seed, **shard)
+            except NoDataAvailableError as e:
+                raise SnapshotError(f"petastorm cannot shard {len(self.urls)} file(s) over {self.world} ranks: {e}. "
+                                 "Write the table with more row groups or use --loader arrow") from e
+            try:
+                for batch in BatchedDataLoader(reader, batch_size=self.batch_size,
+                                               shuffling_queue_capacity=self.shuffle_buffer):
+                    if self.drop_last and len(next(iter(batch.values()))) < self.batch_size:
+                        break
+                    yield {c: batch[c] for c in self.columns}
+            finally:
+                with contextlib.redirect_stdout(io.StringIO()):  # petastorm prints on cleanup
+                    reader.stop()
+                    reader.join()

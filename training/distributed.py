@@ -1,0 +1,108 @@
+"""DistributedDataParallel plumbing: process group from torchrun's environment, gathers, step agreement."""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group torchrun describes (WORLD_SIZE > 1); single process otherwise.
+
+    NCCL on CUDA (each rank on cuda:LOCAL_RANK), gloo on CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(0, 1, 0, device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """DDP around `model`; its buffers (node degrees and features) are constant, so they are not
+    re-broadcast before every forward (the flag's name changed in torch 2.13)."""
+    params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None, **no_sync)
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_have(ctx: DistContext, have: bool) -> bool:
+    """True when every rank has `have`; ranks agree each step so none waits on a missing peer."""
+    if not ctx.enabled:
+        return have
+    flag = torch.tensor([1 if have else 0], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def in_step(ctx: DistContext, batches: Iterable[T]) -> Iterator[T]:
+    """Yield batches while every rank still has one.
+
+    Shards differ by at most a row group (petastorm) or a row (arrow), so at the end of an epoch
+    the ranks with extra batches drop them: DDP needs the same number of steps on every rank.
+    """
+    it = iter(batches)
+    while True:
+        batch = next(it, None)
+        if not all_have(ctx, batch is not None):
+            for _ in it:  # drain, so the reader's threads finish cleanly
+                pass
+            return
+        yield batch
+
+
+def gather_cat(ctx: DistContext, x: torch.Tensor) -> torch.Tensor:
+    """Concatenate a tensor of rank-dependent length along dim 0 across ranks, in rank order."""
+    if not ctx.enabled:
+        return x
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(ctx.world)]
+    dist.all_gather(sizes, n)
+    sizes_list = [int(s.item()) for s in sizes]
+    longest = max(sizes_list)
+    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[: x.shape[0]] = x
+    parts = [torch.zeros_like(padded) for _ in range(ctx.world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:s] for p, s in zip(parts, sizes_list)])
+
+
+def average_(ctx: DistContext, x: torch.Tensor) -> None:
+    """In-place mean across ranks."""
+    if ctx.enabled:
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        x.div_(ctx.world)

@@ -1,0 +1,54 @@
+"""Two-level feature fusion of E2E-GRec (SPEC §6), reusable by any model with feature blocks."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class GatedFusion(nn.Module):
+    """Bottom level: F_fused = sigmoid(W_g F_cat + b_g) ⊙ F_cat, F_cat = concat of the blocks."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gate = nn.Linear(dim, dim)
+        self.out_dim = dim
+
+    def forward(self, f_cat: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.gate(f_cat)) * f_cat
+
+
+class BlockAttention(nn.Module):
+    """Upper level: each block projected to one width is a token; tokens' = tokens + MHA(tokens),
+    flattened (multi-head self-attention, Vaswani et al. 2017, with a residual connection)."""
+
+    def __init__(self, widths: Sequence[int], dim: int, heads: int):
+        super().__init__()
+        self.project = nn.ModuleList(nn.Linear(w, dim) for w in widths)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.out_dim = dim * len(widths)
+
+    def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+        tokens = torch.stack([p(b) for p, b in zip(self.project, blocks)], dim=1)  # (B, n_blocks, dim)
+        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return (tokens + attended).flatten(1)
+
+
+class TwoLevelFusion(nn.Module):
+    """E2E-GRec's fusion over [F_shared, F_LTR, F_GNN]: output = concat(F_fused, upper(blocks)).
+
+    `upper=False` is the bottom-only ablation (output = F_fused).
+    """
+
+    def __init__(self, widths: Sequence[int], attention_dim: int, heads: int, upper: bool = True):
+        super().__init__()
+        self.bottom = GatedFusion(sum(widths))
+        self.upper = BlockAttention(widths, attention_dim, heads) if upper else None
+        self.out_dim = self.bottom.out_dim + (self.upper.out_dim if self.upper is not None else 0)
+
+    def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+        fused = self.bottom(torch.cat(list(blocks), dim=-1))
+        if self.upper is None:
+            return fused
+        return torch.cat([fused, self.upper(blocks)], dim=-1)

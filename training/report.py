@@ -1,0 +1,50 @@
+"""Writing evaluation results: metrics.parquet, metrics.md and auc_by_day.png in one folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from training.metrics import METRIC_COLUMNS, to_markdown
+
+METRICS_SCHEMA = pa.schema([("model", pa.string()), ("task", pa.string()), ("date", pa.date32()),
+                            ("auc", pa.float64()), ("gauc", pa.float64()), ("logloss", pa.float64()),
+                            ("n", pa.int64())])
+
+
+def write_metrics(metrics: pd.DataFrame, out_dir: str | os.PathLike, title: str = "") -> dict[str, Path]:
+    """Write the table (Parquet + Markdown) and the AUC-per-day plot; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"parquet": out / "metrics.parquet", "markdown": out / "metrics.md", "plot": out / "auc_by_day.png"}
+    pq.write_table(pa.Table.from_pandas(metrics[METRIC_COLUMNS], schema=METRICS_SCHEMA, preserve_index=False),
+                   paths["parquet"])
+    header = f"# {title}\n\n" if title else ""
+    paths["markdown"].write_text(header + to_markdown(metrics))
+    plot_auc_by_day(metrics, paths["plot"])
+    return paths
+
+
+def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
+    """One panel per task, one line per model; n/a days are gaps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(metrics["task"].unique())
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5 * max(1, len(tasks)), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for model, rows in metrics[metrics["task"] == task].sort_values("date").groupby("model"):
+            ax.plot(pd.to_datetime(rows["date"]), rows["auc"], marker="o", label=model)
+        ax.set_title(task)
+        ax.set_ylabel("AUC")
+        ax.tick_params(axis="x", rotation=45)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
