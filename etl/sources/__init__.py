@@ -63,10 +63,10 @@ def load_source(spark: SparkSession, name: str, **options: Any) -> SourceData:
     return SOURCES[name](spark, **options)
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+def add_source_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """`--source NAME` and the flags of every source (a flag two sources share is declared once)."""
     group = parser.add_argument_group("data source")
-    group.add_argument("--source", required=True, choices=sorted(SOURCES),
+    group.add_argument("--source", required=required, choices=sorted(SOURCES),
                        help="; ".join(f"{s.name}: {s.doc}" for s in SOURCES.values()))
     add_option_arguments(group, *SOURCES.values())
 

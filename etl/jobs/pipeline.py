@@ -1,0 +1,148 @@
+"""The whole ETL under one run id: ingest -> swing -> graph -> neighbors -> examples -> macro.
+
+    spark-submit etl/jobs/pipeline.py --lake lake --source movielens-100k
+    grec etl run --lake lake --source synthetic --rows 1000000 --eval-days 7
+
+Every stage checks its outputs before it commits them; the first stage that fails stops the run
+(exit code 2, report path printed) and every table keeps its previous version. Re-running the same
+run id replaces its outputs. The summary at the end lists each stage's tables, versions, row
+counts, timings and report.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from pyspark.sql import SparkSession
+
+from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days, resolve_labels
+from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.jobs.examples import examples_stage
+from etl.jobs.graph import graph_stage
+from etl.jobs.ingest import IngestConfig, ingest
+from etl.jobs.macro import macro_stage
+from etl.jobs.neighbors import neighbors_stage
+from etl.jobs.swing import add_swing_param_arguments, swing_params_from_args, swing_stage
+from etl.lake import Lake, StageRecord
+from etl.session import get_spark
+from etl.sources import SourceData, add_source_arguments, load_source_from_args
+from etl.stage import log
+from etl.transforms.graph import eval_cutoff
+from etl.transforms.macro import MacroParams
+from etl.transforms.neighbors import NeighborParams
+
+STAGES = ("ingest", "swing", "graph", "neighbors", "examples", "macro")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Parameters of the stages after ingest (each stage's own defaults unless given).
+
+    Args:
+        eval_days: evaluated days at the end of the log (default: the source's, e.g. 14 for MovieLens).
+        k / beta / seed: neighbour sampling (SPEC §4).
+        clusters: KMeans k for MGOE's user macro nodes.
+        ingest: ingest thresholds.
+    """
+
+    eval_days: Optional[int] = None
+    k: int = NeighborParams.k
+    beta: float = NeighborParams.beta
+    seed: int = NeighborParams.seed
+    clusters: int = MacroParams.n_clusters
+    ingest: IngestConfig = IngestConfig()
+
+
+def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[SourceData], swing_params,
+                 config: PipelineConfig = PipelineConfig(), stages: tuple[str, ...] = STAGES) -> list[StageRecord]:
+    """Run `stages` in order; returns their manifest records. `src` is needed only for ingest."""
+    records: list[StageRecord] = []
+
+    def step(name: str, fn: Callable[[], StageRecord]) -> None:
+        if name not in stages:
+            return
+        log(f"[{len(records) + 1}/{len(stages)}] {name}")
+        records.append(fn())
+
+    if "ingest" in stages:
+        if src is None:
+            raise InputError("the ingest stage needs a --source")
+        step("ingest", lambda: ingest(spark, lake, run_id, src, config.ingest))
+    labels = resolve_labels(spark, lake, None)
+    eval_days = resolve_eval_days(spark, lake, config.eval_days)
+    positive = lake.properties(spark, INTERACTIONS).get("grec.positive_label", labels[0])
+    try:
+        cutoff = eval_cutoff(lake.read(spark, INTERACTIONS), eval_days)
+    except ValueError as e:
+        raise InputError(f"{INTERACTIONS}: {e}") from None
+    step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff))
+    step("graph", lambda: graph_stage(spark, lake, run_id, labels, eval_days))
+    step("neighbors", lambda: neighbors_stage(spark, lake, run_id,
+                                              NeighborParams(k=config.k, beta=config.beta, seed=config.seed)))
+    step("examples", lambda: examples_stage(spark, lake, run_id, labels, None))
+    step("macro", lambda: macro_stage(spark, lake, run_id, labels, config.clusters, config.seed))
+    return records
+
+
+def summary(records: list[StageRecord], lake: Lake) -> str:
+    lines = [f"run {records[0].run_id} on {lake.root}" if records else "no stage ran",
+             f"{'stage':<10} {'status':<9} {'seconds':>8}  outputs (table@version rows)"]
+    for r in records:
+        outs = ", ".join(f"{t.table}@v{t.version} {t.rows:,}" for t in r.outputs)
+        lines.append(f"{r.stage:<10} {r.status:<9} {r.duration_s or 0:>8.1f}  {outs}")
+    lines += [f"reports: {lake.root}/_reports/{records[0].run_id}/" if records else "",
+              f"snapshot for training: grec train --lake {lake.root} --run {records[0].run_id}" if records else ""]
+    return "\n".join(lines)
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    d = PipelineConfig()
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma list of stages to run, in pipeline order (default: all: {','.join(STAGES)})")
+    parser.add_argument("--eval-days", type=int, default=None,
+                        help="evaluated days at the end of the log (default: the source's)")
+    parser.add_argument("--k", type=int, default=d.k, help=f"neighbours per node (default {d.k})")
+    parser.add_argument("--beta", type=float, default=d.beta, help=f"sampling exponent, p ∝ w^beta (default {d.beta})")
+    parser.add_argument("--seed", type=int, default=d.seed, help="sampling and clustering seed")
+    parser.add_argument("--clusters", type=int, default=d.clusters, help=f"MGOE user clusters (default {d.clusters})")
+    parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction)
+    add_swing_param_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    add_source_arguments(parser, required=False)
+    add_pipeline_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[str, ...]]:
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
+    stages = tuple(s for s in STAGES if s in stages)
+    return PipelineConfig(args.eval_days, args.k, args.beta, args.seed, args.clusters,
+                          IngestConfig(args.max_quarantine_fraction)), stages
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    config, stages = config_from_args(args)
+    spark = get_spark("grec-pipeline")
+    lake = Lake(args.lake)
+    if "ingest" in stages and not args.source:
+        raise InputError("the ingest stage needs --source (or leave it out with --stages)")
+    src = load_source_from_args(spark, args) if "ingest" in stages else None
+    if src is not None:
+        log(f"data: {src.description}")
+    records = run_pipeline(spark, lake, args.run_id, src, swing_params_from_args(args), config, stages)
+    print(summary(records, lake), file=sys.stderr)
+    log(f"pipeline done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(job_main(add_arguments, run, description=__doc__))
