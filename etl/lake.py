@@ -98,7 +98,8 @@ class Lake:
         out = df.select(*schema.names)
         want = {f.name: f.dataType for f in schema.spark_schema().fields}
         wrong = [f"{f.name}: {f.dataType.simpleString()} (expected {want[f.name].simpleString()})"
-                 for f in out.schema.fields if f.dataType != want[f.name]]
+                 # simpleString ignores containsNull: Delta reads every array back as containsNull=true
+                 for f in out.schema.fields if f.dataType.simpleString() != want[f.name].simpleString()]
         if wrong:
             raise LakeError(f"{stage}: cannot write {schema.name}: wrong column types: {', '.join(wrong)}")
         spark = df.sparkSession

@@ -106,7 +106,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluated days at the end of the log (default: the source's)")
     parser.add_argument("--k", type=int, default=d.k, help=f"neighbours per node (default {d.k})")
     parser.add_argument("--beta", type=float, default=d.beta, help=f"sampling exponent, p ∝ w^beta (default {d.beta})")
-    parser.add_argument("--seed", type=int, default=d.seed, help="sampling and clustering seed")
+    parser.add_argument("--graph-seed", type=int, default=d.seed,
+                        help="seed of neighbour sampling and user clustering (default 0)")
     parser.add_argument("--clusters", type=int, default=d.clusters, help=f"MGOE user clusters (default {d.clusters})")
     parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction)
     add_swing_param_arguments(parser)
@@ -124,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[st
     if unknown:
         raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
     stages = tuple(s for s in STAGES if s in stages)
-    return PipelineConfig(args.eval_days, args.k, args.beta, args.seed, args.clusters,
+    return PipelineConfig(args.eval_days, args.k, args.beta, args.graph_seed, args.clusters,
                           IngestConfig(args.max_quarantine_fraction)), stages
 
 

@@ -1,0 +1,93 @@
+"""Examples stage: bronze interactions + gold.nodes + gold.neighbors -> gold.examples, one row per
+impression with both nodes' neighbour lists padded to k (SPEC §5).
+
+    spark-submit etl/jobs/examples.py --lake lake [--run-id R] [--k 100] [--labels like,love]
+
+The train/eval split uses the graph's cutoff (gold.edges' grec.cutoff), so examples and graph
+always agree on which days are evaluated. The table is written in Parquet row groups of
+--row-group-mb MiB (Petastorm reads one row group at a time).
+"""
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from pyspark.sql import SparkSession
+
+from etl.checks.graph_rules import example_rules, example_violations, must_be_empty
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoff, neighbors_k,
+                                   prop, resolve_labels)
+from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.lake import Lake, StageRecord
+from etl.session import get_spark
+from etl.stage import Stage
+from etl.transforms.examples import ExampleParams, ParquetLayout, build_examples, domain_vocabulary
+from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, examples
+
+STAGE = "examples"
+
+
+@contextmanager
+def parquet_layout(spark: SparkSession, layout: ParquetLayout) -> Iterator[None]:
+    """Apply `layout` to the Parquet files written inside the block, then restore the settings."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    saved_hadoop = {k: hadoop.get(k) for k in layout.hadoop_conf()}
+    saved_sql = {k: spark.conf.get(k, None) for k in layout.sql_conf()}
+    for k, v in layout.hadoop_conf().items():
+        hadoop.set(k, v)
+    for k, v in layout.sql_conf().items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved_hadoop.items():
+            hadoop.unset(k) if v is None else hadoop.set(k, v)
+        for k, v in saved_sql.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    add_labels_argument(parser)
+    parser.add_argument("--k", type=int, default=None,
+                        help="neighbour list length (default and maximum: the k gold.neighbors was sampled with)")
+    parser.add_argument("--row-group-mb", type=int, default=ParquetLayout.row_group_bytes // 2 ** 20,
+                        help="Parquet row-group size in MiB (default 32)")
+    parser.add_argument("--max-records-per-file", type=int, default=ParquetLayout.max_records_per_file,
+                        help="rows per Parquet file at most (default 1,000,000)")
+
+
+def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], k: Optional[int],
+                   layout: ParquetLayout = ParquetLayout()) -> StageRecord:
+    cutoff, sampled_k = graph_cutoff(spark, lake), neighbors_k(spark, lake)
+    k = sampled_k if k is None else k
+    if not 1 <= k <= sampled_k:
+        raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
+    schema = examples(labels)
+    config = {"labels": labels, "k": k, "cutoff": cutoff.isoformat(), "row_group_bytes": layout.row_group_bytes,
+              "max_records_per_file": layout.max_records_per_file}
+    with parquet_layout(spark, layout), Stage(spark, lake, run_id, STAGE, config) as st:
+        interactions = st.read(INTERACTIONS)
+        domains = domain_vocabulary(interactions, st.read(ITEMS))
+        nodes, neighbors = st.read(NODES), st.read(NEIGHBORS)
+        ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoff, domains, k=k))
+        ex = st.check(ex, example_rules(labels, k, cutoff, len(domains), n_impressions=interactions.count()), schema)
+        for rule, bad in example_violations(ex, nodes).items():
+            st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
+        st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), "grec.cutoff": cutoff.isoformat(),
+                               "grec.domains": comma_list(domains, "domains"), "grec.k": str(k),
+                               "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types")})
+    return st.record
+
+
+def run(args: argparse.Namespace) -> int:
+    spark = get_spark("grec-examples")
+    lake = Lake(args.lake)
+    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), args.k,
+                   ParquetLayout(args.row_group_mb * 2 ** 20, args.max_records_per_file))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(job_main(add_arguments, run, description=__doc__))

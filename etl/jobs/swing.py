@@ -1,0 +1,179 @@
+"""Swing stage: positive interactions -> item–item weights (SPEC §2), in two modes, one code path.
+
+Pipeline stage (bronze positives before the graph cutoff -> silver.swing_i2i, behind checks):
+
+    spark-submit etl/jobs/swing.py --lake lake [--run-id R] [--positive-label like] [--cutoff 1998-04-09]
+
+Standalone, on any file a data engineer has (ids keep the input's type):
+
+    grec swing --input logs.parquet --user-col uid --item-col iid [--where "event = 'buy'"] \\
+               --output swing_out [--output-format delta|parquet] [--preset flink] [--top-k 50]
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Optional
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.utils import AnalysisException
+
+from etl.checks.graph_rules import must_be_empty, rows_rule
+from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days
+from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.lake import Lake, StageRecord
+from etl.session import get_spark
+from etl.stage import Stage, log
+from etl.transforms.graph import eval_cutoff
+from etl.transforms.swing import SwingParams, SwingPreset, swing
+from schemas import Expectation
+from schemas.tables import ITEMS, SWING_I2I
+
+STAGE = "swing"
+
+
+def swing_rules(params: SwingParams) -> list[Expectation]:
+    """silver.swing_i2i: the schema's column rules plus finite scores, no self pairs, rank <= top_k."""
+    rules = [*SWING_I2I.expectations(),
+             rows_rule("scores are finite", "isnan(score) OR score = CAST('Infinity' AS DOUBLE)"),
+             rows_rule("no self pairs", "item_id = neighbor_id")]
+    if params.top_k is not None:
+        rules.append(rows_rule(f"rank <= top_k = {params.top_k}", f"`rank` > {params.top_k}"))
+    return rules
+
+
+def swing_violations(out: DataFrame, items: DataFrame, params: SwingParams) -> dict[str, DataFrame]:
+    """Key checks as joins: both ids exist in bronze.items; symmetry when no cap can cut a pair."""
+    known = items.select("item_id")
+    bad = {"item_id and neighbor_id exist in bronze.items": out.join(known, "item_id", "left_anti").unionByName(
+        out.join(known.withColumnRenamed("item_id", "neighbor_id"), "neighbor_id", "left_anti"))}
+    if params.caps_off:
+        mirror = out.select(F.col("neighbor_id").alias("item_id"), F.col("item_id").alias("neighbor_id"), "score")
+        bad["symmetric: s(i,j) = s(j,i)"] = out.join(mirror, ["item_id", "neighbor_id", "score"], "left_anti")
+    return bad
+
+
+def positives(interactions: DataFrame, positive_label: str, cutoff: Optional[date]) -> DataFrame:
+    if positive_label not in interactions.columns:
+        raise InputError(f"{INTERACTIONS} has no label column {positive_label!r}; columns: {interactions.columns}")
+    pos = interactions.where(F.col(positive_label) == 1)
+    return pos.where(F.col("date") < F.lit(cutoff)) if cutoff else pos
+
+
+def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParams, *, positive_label: str,
+                cutoff: Optional[date]) -> StageRecord:
+    """bronze.interactions positives (date < cutoff) -> silver.swing_i2i."""
+    config = {**params.as_dict(), "positive_label": positive_label, "cutoff": cutoff.isoformat() if cutoff else None}
+    with Stage(spark, lake, run_id, STAGE, config) as st:
+        pos = positives(st.read(INTERACTIONS), positive_label, cutoff)
+        out = st.check(swing(pos, params), swing_rules(params), SWING_I2I)
+        for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
+            st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
+        st.commit(out, SWING_I2I, {"grec.positive_label": positive_label,
+                                   "grec.cutoff": cutoff.isoformat() if cutoff else "",
+                                   "grec.swing": ",".join(f"{k}={v}" for k, v in params.as_dict().items())})
+    return st.record
+
+
+# ---- flags --------------------------------------------------------------------------------------
+def _cap(text: str) -> Optional[int]:
+    return None if text.lower() in ("none", "0", "off") else int(text)
+
+
+def add_swing_param_arguments(parser: argparse.ArgumentParser) -> None:
+    """Swing parameters (SPEC §2 defaults; a --preset replaces them, explicit flags override it)."""
+    g = parser.add_argument_group("swing")
+    d = SwingParams()
+    g.add_argument("--preset", choices=[p.value for p in SwingPreset], default=None,
+                   help="parameter set of a public implementation (flink, alink, paper); default: SPEC §2")
+    g.add_argument("--alpha1", type=float, help=f"w_u = (alpha1 + |I_u|)^-beta_user (default {d.alpha1})")
+    g.add_argument("--beta-user", type=float, help=f"user-weight exponent (default {d.beta_user})")
+    g.add_argument("--alpha2", type=float, help=f"pair smoothing (default {d.alpha2})")
+    g.add_argument("--min-user-items", type=int, help=f"drop users with fewer items (default {d.min_user_items})")
+    g.add_argument("--max-user-items", type=_cap, default=argparse.SUPPRESS, help=f"drop users with more items; 'none' = no bound "
+                                                       f"(default {d.max_user_items})")
+    g.add_argument("--max-users-per-item", type=_cap, default=argparse.SUPPRESS, help=f"seeded sample cap of U_i; 'none' = no cap "
+                                                           f"(default {d.max_users_per_item})")
+    g.add_argument("--top-k", type=_cap, default=argparse.SUPPRESS, help=f"neighbours kept per item; 'none' = all (default {d.top_k})")
+    g.add_argument("--swing-seed", type=int, help=f"seed of the per-item user sample (default {d.seed})")
+
+
+def swing_params_from_args(args: argparse.Namespace) -> SwingParams:
+    given = {"alpha1": args.alpha1, "beta_user": args.beta_user, "alpha2": args.alpha2,
+             "min_user_items": args.min_user_items, "seed": args.swing_seed}
+    given = {k: v for k, v in given.items() if v is not None}
+    for name in ("max_user_items", "max_users_per_item", "top_k"):
+        if hasattr(args, name):  # absent unless given: None ('none') is a value of its own
+            given[name] = getattr(args, name)
+    try:
+        return SwingParams.preset(args.preset, **given) if args.preset else SwingParams(**given)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, lake_required=False)
+    stage = parser.add_argument_group("pipeline stage (--lake)")
+    stage.add_argument("--positive-label", default=None,
+                       help="label defining a positive (default: bronze.interactions' grec.positive_label)")
+    stage.add_argument("--cutoff", type=date.fromisoformat, default=None,
+                       help="only positives before this date (YYYY-MM-DD); default: the graph cutoff from "
+                            "--eval-days, so no evaluation label leaks into the item-item edges")
+    stage.add_argument("--eval-days", type=int, default=None, help="evaluated days (default: the table's)")
+    alone = parser.add_argument_group("standalone (--input ... --output ...)")
+    alone.add_argument("--input", help="input file or folder (CSV, Parquet or a Delta table)")
+    alone.add_argument("--format", choices=["csv", "parquet", "delta"], default="parquet", help="input format")
+    alone.add_argument("--user-col", default="user_id", help="user id column of the input")
+    alone.add_argument("--item-col", default="item_id", help="item id column of the input")
+    alone.add_argument("--where", default=None, help="SQL filter selecting the positive rows")
+    alone.add_argument("--output", help="output folder")
+    alone.add_argument("--output-format", choices=["delta", "parquet"], default="delta")
+    add_swing_param_arguments(parser)
+
+
+def run_standalone(spark: SparkSession, args: argparse.Namespace, params: SwingParams) -> int:
+    reader = spark.read.format(args.format)
+    if args.format == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    try:
+        df = reader.load(args.input)
+    except AnalysisException as e:
+        raise InputError(f"--input {args.input}: cannot read it as {args.format}: {str(e).splitlines()[0]}") from None
+    missing = [c for c in (args.user_col, args.item_col) if c not in df.columns]
+    if missing:
+        raise InputError(f"--input {args.input}: no column(s) {missing}; columns found: {df.columns}")
+    if args.where:
+        try:
+            df = df.where(args.where)
+            df.schema  # analyses the filter now, so a bad --where fails here with its message
+        except AnalysisException as e:
+            raise InputError(f"--where {args.where!r}: {str(e).splitlines()[0]}") from None
+    out = swing(df, params, user_col=args.user_col, item_col=args.item_col)
+    out.write.format(args.output_format).mode("overwrite").save(args.output)
+    log(f"swing: wrote {spark.read.format(args.output_format).load(args.output).count():,} rows to {args.output} "
+        f"({args.output_format})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    params = swing_params_from_args(args)
+    if args.input or args.output:
+        if not (args.input and args.output):
+            raise InputError("standalone mode needs both --input and --output")
+        return run_standalone(get_spark("grec-swing"), args, params)
+    if not args.lake:
+        raise InputError("give --lake (pipeline stage) or --input and --output (standalone)")
+    spark = get_spark("grec-swing")
+    lake = Lake(args.lake)
+    props = lake.properties(spark, INTERACTIONS) if lake.exists(spark, INTERACTIONS) else {}
+    label = args.positive_label or props.get("grec.positive_label")
+    if not label:
+        raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
+    cutoff = args.cutoff or eval_cutoff(lake.read(spark, INTERACTIONS), resolve_eval_days(spark, lake, args.eval_days))
+    swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(job_main(add_arguments, run, description=__doc__))

@@ -1,0 +1,160 @@
+"""Graph algorithms over gold.nodes / gold.edges: out-degrees, connected components, and the rows of
+gold.graph_stats.
+
+GraphFrames is used when its JVM JARs are on the classpath (`etl.session.has_graphframes_jar()`);
+otherwise a pure-DataFrame implementation gives the same output (the JARs cannot always be fetched,
+and pyspark alone cannot run GraphFrames). Components are found with the large-star / small-star
+algorithm (Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014), which
+converges in O(log^2 n) rounds where min-label propagation needs as many rounds as the diameter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from etl.session import has_graphframes_jar
+
+
+def _graphframe(nodes: DataFrame, edges: DataFrame):
+    from graphframes import GraphFrame
+
+    return GraphFrame(nodes.select(F.col("node_id").alias("id")), edges.select("src", "dst"))
+
+
+def out_degrees(edges: DataFrame) -> DataFrame:
+    """(id, degree): the number of edges with src = id, for nodes with at least one."""
+    if has_graphframes_jar():
+        g = _graphframe(edges.select(F.col("src").alias("node_id")).distinct(), edges)
+        return g.outDegrees.select("id", F.col("outDegree").cast("long").alias("degree"))
+    return edges.groupBy(F.col("src").alias("id")).agg(F.count(F.lit(1)).alias("degree"))
+
+
+@dataclass(frozen=True)
+class ComponentParams:
+    """Args:
+        max_rounds: give up (RuntimeError) after this many large-star/small-star rounds; the
+            algorithm needs O(log^2 n), so hitting it means a bug, not a big graph.
+    """
+
+    max_rounds: int = 200
+
+
+def _canonical(pairs: DataFrame) -> DataFrame:
+    """Undirected edges as distinct (hi, lo) with hi > lo; self loops dropped."""
+    return (pairs.select(F.greatest("a", "b").alias("hi"), F.least("a", "b").alias("lo"))
+            .where(F.col("hi") != F.col("lo")).distinct())
+
+
+def _large_star(e: DataFrame) -> DataFrame:
+    # Each node links its larger neighbours to the smallest node of its closed neighbourhood.
+    sym = e.select(F.col("hi").alias("a"), F.col("lo").alias("b")).unionByName(
+        e.select(F.col("lo").alias("a"), F.col("hi").alias("b")))
+    m = sym.groupBy("a").agg(F.least(F.min("b"), F.col("a")).alias("m"))
+    return _canonical(sym.where(F.col("b") > F.col("a")).join(m, "a")
+                      .select(F.col("b").alias("a"), F.col("m").alias("b")))
+
+
+def _small_star(e: DataFrame) -> DataFrame:
+    # Each node links itself and its smaller neighbours to the smallest of them.
+    m = e.groupBy(F.col("hi")).agg(F.min("lo").alias("m"))
+    linked = e.join(m, "hi")
+    return _canonical(linked.select(F.col("lo").alias("a"), F.col("m").alias("b")).unionByName(
+        linked.select(F.col("hi").alias("a"), F.col("m").alias("b"))))
+
+
+def _is_star_forest(e: DataFrame) -> bool:
+    """Every hi has one lo and no lo is a hi: each component is a star centred on its minimum."""
+    roles = (e.select(F.col("hi").alias("n"), F.lit(1).alias("as_hi"), F.lit(0).alias("as_lo"))
+             .unionByName(e.select(F.col("lo").alias("n"), F.lit(0).alias("as_hi"), F.lit(1).alias("as_lo")))
+             .groupBy("n").agg(F.sum("as_hi").alias("h"), F.max("as_lo").alias("l")))
+    return roles.where((F.col("h") > 1) | ((F.col("h") == 1) & (F.col("l") == 1))).limit(1).count() == 0
+
+
+def connected_components(nodes: DataFrame, edges: DataFrame,
+                         params: ComponentParams = ComponentParams()) -> DataFrame:
+    """(node_id, component) for every node; edges are taken as undirected.
+
+    DataFrame implementation: `component` is the smallest node_id of the component. With GraphFrames
+    the labels are GraphFrames' own; only the partition into components is part of the contract.
+    """
+    if has_graphframes_jar():
+        spark = nodes.sparkSession
+        if not spark.sparkContext.getCheckpointDir():
+            raise RuntimeError("GraphFrames connectedComponents needs a checkpoint dir: "
+                               "spark.sparkContext.setCheckpointDir(<lake>/_checkpoints)")
+        cc = _graphframe(nodes, edges).connectedComponents()
+        return cc.select(F.col("id").alias("node_id"), F.col("component").cast("long"))
+    current = _canonical(edges.select(F.col("src").alias("a"), F.col("dst").alias("b"))).localCheckpoint()
+    rounds = 0
+    while not _is_star_forest(current):
+        if rounds == params.max_rounds:
+            raise RuntimeError(f"connected components did not converge in {params.max_rounds} rounds")
+        # Checkpoint every round: the convergence test evaluates the frame anyway, and cutting the
+        # lineage keeps each round's plan the same size.
+        current = _small_star(_large_star(current)).localCheckpoint()
+        rounds += 1
+    # Every component is now a star centred on its smallest node (lo).
+    label = current.select(F.col("hi").alias("node_id"), F.col("lo").alias("component"))
+    return (nodes.select("node_id").join(label, "node_id", "left")
+            .select("node_id", F.coalesce("component", "node_id").alias("component")))
+
+
+# ---- gold.graph_stats -----------------------------------------------------------------------------
+_ALL = "all"
+
+
+def _dims(*pairs: tuple[str, Column]) -> Column:
+    """One (dimension, group) struct per pair whose group is not null, for explode."""
+    return F.filter(F.array(*(F.struct(F.lit(d).alias("dimension"), g.cast("string").alias("group"))
+                              for d, g in pairs)), lambda s: s["group"].isNotNull())
+
+
+def _metric_rows(df: DataFrame, metrics: dict[str, Column]) -> DataFrame:
+    """Unpivot one aggregated row per (dimension, group) into (metric, dimension, group, value)."""
+    agg = df.groupBy("dimension", "group").agg(*(c.cast("double").alias(m) for m, c in metrics.items()))
+    per_metric = F.explode(F.array(*(F.struct(F.lit(m).alias("metric"), F.col(m).alias("value"))
+                                     for m in metrics)))
+    return agg.select("dimension", "group", per_metric.alias("r")).select("r.metric", "dimension", "group", "r.value")
+
+
+def _degree_metrics(degree: str) -> dict[str, Column]:
+    pct = F.percentile_approx(degree, [0.5, 0.99], 10000)
+    return {"nodes": F.count(F.lit(1)), "isolated_nodes": F.sum((F.col(degree) == 0).cast("long")),
+            "degree_min": F.min(degree), "degree_mean": F.avg(degree), "degree_p50": pct[0],
+            "degree_p99": pct[1], "degree_max": F.max(degree)}
+
+
+def graph_stats(nodes: DataFrame, edges: DataFrame, components: Optional[DataFrame] = None) -> DataFrame:
+    """Rows of gold.graph_stats: (metric, dimension, group, value).
+
+    - per dimension `all` / `node_type` / `domain` (items only): nodes, isolated_nodes (degree 0),
+      degree_min / mean / p50 / p99 / max (p50 and p99 approximate, 1e-4 relative rank error);
+    - per `edge_type`: the same degree metrics over nodes with at least one edge of that type,
+      counting only those edges (isolated_nodes is then 0);
+    - edges per `all` / `edge_type` / `domain` (edges whose src is an item of the domain);
+    - `all`: components, largest_component_size, and singleton_components.
+
+    `components` defaults to connected_components(nodes, edges).
+    """
+    node_dims = nodes.select("degree", F.explode(_dims(("all", F.lit(_ALL)), ("node_type", F.col("node_type")),
+                                                       ("domain", F.col("domain")))).alias("d"))
+    type_deg = (edges.groupBy("src", "edge_type").agg(F.count(F.lit(1)).alias("degree"))
+                .select("degree", F.struct(F.lit("edge_type").alias("dimension"),
+                                           F.col("edge_type").alias("group")).alias("d")))
+    degree_rows = _metric_rows(node_dims.unionByName(type_deg).select("degree", "d.*"), _degree_metrics("degree"))
+
+    src_domain = nodes.select(F.col("node_id").alias("src"), "domain")
+    edge_dims = (edges.join(src_domain, "src", "left")
+                 .select(F.explode(_dims(("all", F.lit(_ALL)), ("edge_type", F.col("edge_type")),
+                                         ("domain", F.col("domain")))).alias("d")).select("d.*"))
+    edge_rows = _metric_rows(edge_dims, {"edges": F.count(F.lit(1))})
+
+    comps = components if components is not None else connected_components(nodes, edges)
+    sizes = comps.groupBy("component").agg(F.count(F.lit(1)).alias("size"))
+    comp_rows = _metric_rows(sizes.withColumn("dimension", F.lit(_ALL)).withColumn("group", F.lit(_ALL)),
+                             {"components": F.count(F.lit(1)), "largest_component_size": F.max("size"),
+                              "singleton_components": F.sum((F.col("size") == 1).cast("long"))})
+    return degree_rows.unionByName(edge_rows).unionByName(comp_rows)

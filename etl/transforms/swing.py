@@ -1,0 +1,250 @@
+"""Swing item–item weights (SPEC §2) as a pure DataFrame transform: exact, skew-safe.
+
+Definition — what `swing` computes, and what the brute-force reference in tests/test_swing.py
+recomputes independently:
+
+1. P = the distinct (user, item) pairs of the input. Rows whose user or item is null are ignored (a
+   positive with no user or no item links nothing).
+2. I_u = the items of u in P. Users with |I_u| outside [min_user_items, max_user_items] are dropped.
+3. Per-item sample: S_i = the `max_users_per_item` remaining users of item i with the smallest
+   (xxhash64(seed, item, user), user), where xxhash64 is Spark's `xxhash64` (seed 42) over the long
+   `seed` and the item and user ids *as typed in the input*. Reproducible outside grec:
+   ``F.xxhash64(F.lit(seed).cast("long"), item_col, user_col)``. No cap (None) keeps every user.
+4. w_u = (alpha1 + |I_u|) ^ (-beta_user), with |I_u| measured *before* the sample (step 2): the sample
+   decides which users represent a popular item, not how active a user is.
+5. C_uv = {k : u ∈ S_k and v ∈ S_k}, the common items *after* the sample, and
+       s(i, j) = Σ over unordered {u, v} ⊂ S_i ∩ S_j, u ≠ v, of w_u w_v / (alpha2 + |C_uv|).
+   Without a binding sample S_i = U_i and C_uv = I_u ∩ I_v: exactly SPEC §2. Measuring C_uv on the
+   sampled graph keeps s symmetric with caps on and costs nothing (it is the group size of the
+   user-pair step below); measuring it on the full graph would join every candidate pair with both
+   users' full item lists.
+6. n_common_users = |S_i ∩ S_j|. Item pairs with s = 0 (fewer than two common users) are absent.
+   Both directions are stored; each item keeps its `top_k` neighbours by score descending, ties by
+   neighbour id ascending (rank 1 = most similar). top_k None keeps all.
+
+Algorithm (T1 = Σ_i C(|S_i|, 2) (user pair, common item) triples; T2 = Σ_uv C(|C_uv|, 2) (user pair,
+item pair) contributions, the work any exact method does):
+
+A. users and items get compact long keys below 2^31 (`etl.transforms.compact_keys`), so a user
+   pair packs into one long and every heavy shuffle, sort and hash carries longs.
+B. group by user: distinct items, |I_u|, the activity filter, w_u.                  (shuffle of P)
+C. group by item: the sample S_i, as a sorted array of user keys.                   (shuffle of P)
+D. T1: for each position of S_i, the head user u and the tail of users after it, hash-partitioned
+   by u (each pair travels once, as 8 bytes in a tail), then exploded to (pair = u·2^31 + v, i) and
+   hash-partitioned by pair. No key of the heavy work is an item: a hot item's C(cap, 2) pairs are
+   generated on the partitions of its users and grouped on those of its pairs, never in one task.
+                                                     (shuffles of T1 ids: tails, then 16-byte rows)
+E. per pair: C_uv by a window over the pair key (one radix sort of single longs, one pass); a user
+   pair's intersection |C_uv| is computed once and only pairs with |C_uv| >= 2 go on.
+F. c_uv = w_u w_v / (alpha2 + |C_uv|) with w by broadcast join (16 bytes a user), then the item pairs
+   i < j of C_uv with c_uv (T2 rows, generated where the pair already is: no shuffle).
+G. group by (i, j) with map-side combine: score = Σ c_uv; the count m = C(n_common, 2).
+H. mirror (s is computed once per unordered pair, so both directions are bit-identical), keep the
+   top_k by rank(), decode ids, and number the rows with the id tie-break.
+
+Scores are sums of doubles: on a cluster the summation order can vary between runs by an ulp.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from typing import Any, Optional
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from etl.transforms.compact_keys import compact_keys
+
+OUTPUT_COLUMNS = ("item_id", "neighbor_id", "score", "n_common_users", "rank")
+
+
+class SwingPreset(str, Enum):
+    """Named parameter sets of public Swing implementations (their documented defaults)."""
+
+    FLINK = "flink"
+    """Flink ML `Swing`: alpha1 = 15, beta = 0.3, alpha2 = 0, minUserBehavior = 10,
+    maxUserBehavior = 1000, maxUserNumPerItem = 1000, k = 100."""
+    ALINK = "alink"
+    """Alink / PAI `SwingTrainBatchOp`: user weight 1/(userAlpha + n)^userBeta with userAlpha = 5,
+    userBeta = -0.35 (negative: active users weigh MORE), alpha = 1.0, minUserItems = 10,
+    maxUserItems = 1000, maxItemNumber = 1000. Alink has no k at training; SPEC's top_k = 100 is kept."""
+    PAPER = "paper"
+    """The Swing paper (Yang et al. 2020): w_u = 1/sqrt(|I_u|), alpha = 1; SPEC defaults otherwise."""
+
+
+@dataclass(frozen=True)
+class SwingParams:
+    """Swing parameters (SPEC §2 defaults). See the module docstring for the exact definition.
+
+    Args:
+        alpha1: user-weight offset: w_u = (alpha1 + |I_u|) ^ (-beta_user). Must be >= 0.
+        beta_user: user-weight exponent; > 0 weighs active users less, < 0 (Alink) more.
+        alpha2: pair smoothing in w_u w_v / (alpha2 + |C_uv|). Must be >= 0.
+        min_user_items: users with fewer distinct positive items are dropped (>= 1).
+        max_user_items: users with more are dropped (bots, crawlers); None = no upper bound.
+        max_users_per_item: U_i is capped by a seeded uniform sample of this many users (>= 2);
+            None = no cap.
+        top_k: neighbours kept per item; None = all.
+        seed: seed of the per-item user sample.
+    """
+
+    alpha1: float = 15.0
+    beta_user: float = 0.3
+    alpha2: float = 1.0
+    min_user_items: int = 2
+    max_user_items: Optional[int] = 1000
+    max_users_per_item: Optional[int] = 1000
+    top_k: Optional[int] = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.alpha1 < 0:
+            problems.append(f"alpha1 must be >= 0 (got {self.alpha1})")
+        if self.alpha2 < 0:
+            problems.append(f"alpha2 must be >= 0 (got {self.alpha2})")
+        if self.min_user_items < 1:
+            problems.append(f"min_user_items must be >= 1 (got {self.min_user_items})")
+        if self.max_user_items is not None and self.max_user_items < self.min_user_items:
+            problems.append(f"max_user_items ({self.max_user_items}) must be >= min_user_items "
+                            f"({self.min_user_items}) or None")
+        if self.max_users_per_item is not None and self.max_users_per_item < 2:
+            problems.append(f"max_users_per_item must be >= 2 or None (got {self.max_users_per_item})")
+        if self.top_k is not None and self.top_k < 1:
+            problems.append(f"top_k must be >= 1 or None (got {self.top_k})")
+        if problems:
+            raise ValueError("invalid Swing parameters: " + "; ".join(problems))
+
+    @classmethod
+    def preset(cls, name: SwingPreset | str, **overrides: Any) -> "SwingParams":
+        """The preset's parameters, with `overrides` (e.g. seed, top_k) applied on top."""
+        try:
+            key = SwingPreset(name)
+        except ValueError:
+            raise ValueError(f"unknown Swing preset {name!r}; expected one of "
+                             f"{[p.value for p in SwingPreset]}") from None
+        return replace(_PRESETS[key], **overrides)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def caps_off(self) -> bool:
+        """No cap can remove a pair: then every stored (i, j) has its (j, i) with the same score."""
+        return self.max_users_per_item is None and self.top_k is None
+
+
+_PRESETS = {
+    SwingPreset.FLINK: SwingParams(alpha1=15.0, beta_user=0.3, alpha2=0.0, min_user_items=10,
+                                   max_user_items=1000, max_users_per_item=1000, top_k=100),
+    SwingPreset.ALINK: SwingParams(alpha1=5.0, beta_user=-0.35, alpha2=1.0, min_user_items=10,
+                                   max_user_items=1000, max_users_per_item=1000, top_k=100),
+    SwingPreset.PAPER: SwingParams(alpha1=0.0, beta_user=0.5, alpha2=1.0),
+}
+
+
+def sample_key(seed: int, item: Column | str, user: Column | str) -> Column:
+    """The per-item sample order of step 3: smaller keys are kept first (ties by user id)."""
+    return F.xxhash64(F.lit(int(seed)).cast("long"), item, user)
+
+
+def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
+          user_col: str = "user_id", item_col: str = "item_id") -> DataFrame:
+    """Swing similarities of the items in `positives` (one row per positive interaction).
+
+    Returns rows (item_id, neighbor_id, score, n_common_users, rank) with item_id and neighbor_id
+    of the input's item id type, score double, n_common_users long, rank int. An input with no user
+    pair sharing two items (empty, one user, all users filtered out) gives an empty frame.
+
+    Raises:
+        ValueError: a column is missing (the message lists the columns found) or user_col == item_col.
+    """
+    missing = [c for c in (user_col, item_col) if c not in positives.columns]
+    if missing:
+        raise ValueError(f"swing input has no column(s) {missing}; columns found: {positives.columns}")
+    if user_col == item_col:
+        raise ValueError(f"user_col and item_col are the same column {user_col!r}")
+    partitions = int(positives.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+
+    raw = (positives.select(F.col(user_col).alias("user_raw"), F.col(item_col).alias("item_raw"))
+           .where(F.col("user_raw").isNotNull() & F.col("item_raw").isNotNull())
+           .withColumn("hs", sample_key(params.seed, "item_raw", "user_raw")))
+    users = compact_keys(raw, "user_raw", "u")
+    items = compact_keys(users.frame, "item_raw", "i")
+
+    # B. users: distinct items (hs is a function of the pair, so the set dedups pairs), filter, weight.
+    by_user = (items.frame.groupBy("u").agg(F.collect_set(F.struct("i", "hs")).alias("its"))
+               .withColumn("n_items", F.size("its")))
+    in_range = F.col("n_items") >= params.min_user_items
+    if params.max_user_items is not None:
+        in_range &= F.col("n_items") <= params.max_user_items
+    by_user = by_user.where(in_range)
+    weights = by_user.select("u", F.pow(F.lit(params.alpha1) + F.col("n_items"),
+                                        F.lit(-params.beta_user)).alias("w"))
+
+    # C. items: the seeded sample S_i as a sorted array of user keys.
+    member = (by_user.select("u", F.explode("its").alias("e"))
+              .select(F.col("e.i").alias("i"), F.struct(F.col("e.hs").alias("hs"), "u").alias("s")))
+    candidates = F.sort_array(F.collect_list("s"))
+    if params.max_users_per_item is not None:
+        candidates = F.slice(candidates, 1, params.max_users_per_item)
+    by_item = (member.groupBy("i").agg(F.sort_array(F.transform(candidates, lambda s: s["u"])).alias("users"))
+               .where(F.size("users") >= 2))
+
+    # D + E. T1 as packed user pairs spread by pair; C_uv in one pass over pair-sorted rows.
+    t1 = (_heads_and_tails(by_item, "users", "u", "tail").repartition(partitions, "u")
+          .select("u", "i", F.explode("tail").alias("v"))
+          .select(F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i")
+          .repartition(partitions, "pair"))
+    common = (t1.withColumn("common", F.collect_list("i").over(Window.partitionBy("pair")))
+              .where((F.col("i") == F.element_at("common", 1)) & (F.size("common") >= 2))
+              .select(F.shiftright("pair", _PAIR_SHIFT).alias("u"),
+                      F.col("pair").bitwiseAND(F.lit(_LOW_MASK)).alias("v"), "common"))
+
+    # F. weigh each contributing user pair once, then its item pairs.
+    wu = F.broadcast(weights.withColumnRenamed("w", "w_u"))
+    wv = F.broadcast(weights.select(F.col("u").alias("v"), F.col("w").alias("w_v")))
+    weighted = (common.join(wu, "u").join(wv, "v")
+                .select(F.sort_array("common").alias("common"),
+                        (F.col("w_u") * F.col("w_v") / (F.lit(params.alpha2) + F.size("common"))).alias("c")))
+    contributions = (_heads_and_tails(weighted, "common", "i", "tail")
+                     .select("i", F.explode("tail").alias("j"), "c"))
+
+    # G. one score per unordered item pair; m = C(n, 2) user pairs gives n back exactly.
+    scored = (contributions.groupBy("i", "j").agg(F.sum("c").alias("score"), F.count(F.lit(1)).alias("m"))
+              .withColumn("n_common_users",
+                          F.round((F.lit(1.0) + F.sqrt(F.lit(1.0) + F.lit(8.0) * F.col("m"))) / 2).cast("long")))
+
+    # H. both directions, top_k, raw ids, final rank with the id tie-break.
+    directions = F.array(F.struct(F.col("i").alias("a"), F.col("j").alias("b")),
+                         F.struct(F.col("j").alias("a"), F.col("i").alias("b")))
+    both = scored.select(F.explode(directions).alias("d"), "score", "n_common_users") \
+        .select("d.*", "score", "n_common_users")
+    if params.top_k is not None:
+        # rank() gives ties the same rank, so every row of the final top_k survives this cut.
+        both = (both.withColumn("r", F.rank().over(Window.partitionBy("a").orderBy(F.desc("score"))))
+                .where(F.col("r") <= params.top_k).drop("r"))
+    both = items.decode(items.decode(both, "a", "item_id"), "b", "neighbor_id")
+    ranked = both.withColumn("rank", F.row_number().over(
+        Window.partitionBy("item_id").orderBy(F.desc("score"), F.asc("neighbor_id"))).cast("int"))
+    if params.top_k is not None:
+        ranked = ranked.where(F.col("rank") <= params.top_k)
+    return ranked.select(*OUTPUT_COLUMNS)
+
+
+# Compact keys are below 2^31, so (u, v) packs into one non-negative long.
+_PAIR_SHIFT = 31
+_LOW_MASK = (1 << _PAIR_SHIFT) - 1
+
+
+def _heads_and_tails(df: DataFrame, array_col: str, head: str, tail: str) -> DataFrame:
+    """One row per element x of `array_col`: `head` = x and `tail` = the elements after x (non-empty).
+
+    Exploding the tails yields every unordered pair of the array exactly once, oriented by the array
+    order, without building the n² pair list in one row.
+    """
+    n = F.size(array_col)
+    return (df.select("*", F.posexplode(array_col).alias("__pos", head))
+            .where(F.col("__pos") < n - 1)
+            .withColumn(tail, F.slice(array_col, F.col("__pos") + 2, n - F.col("__pos") - 1))
+            .drop("__pos", array_col))

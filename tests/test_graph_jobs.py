@@ -1,0 +1,68 @@
+"""The graph, neighbors, examples and macro job shells on a tiny lake: checks pass on good data,
+properties chain the stages, the manifest records them, and bad flags fail with exit code 1."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from etl.jobs import examples as examples_job
+from etl.jobs import graph as graph_job
+from etl.jobs import macro as macro_job
+from etl.jobs import neighbors as neighbors_job
+from etl.jobs._main import EXIT_INPUT, EXIT_OK, job_main
+from etl.lake import RunManifest
+from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, SWING_I2I, USERS, interactions
+
+LABELS = ["like", "love"]
+
+
+def _bronze(spark, lake):
+    days = [date(2024, 1, d) for d in (1, 2, 3, 4)]
+    rows = []
+    for n, (u, i) in enumerate([(u, i) for u in range(6) for i in range(5) if (u + i) % 3 != 0]):
+        d = days[n % 4]
+        dom = "A" if i < 3 else "B"
+        rows.append((f"u{u}", f"i{i}", datetime(d.year, d.month, d.day, 9), d, dom, int((u * i) % 2 == 0), int(u == i)))
+    schema = interactions(LABELS)
+    lake.write(spark.createDataFrame(rows, schema.spark_schema()), schema, run_id="seed", stage="ingest",
+               properties={"grec.labels": "like,love", "grec.eval_days": "1"})
+    lake.write(spark.createDataFrame([(f"u{u}", [float(u)]) for u in range(7)], USERS.spark_schema()),
+               USERS, run_id="seed", stage="ingest")
+    lake.write(spark.createDataFrame([(f"i{i}", "A" if i < 3 else "B", [1.0, float(i)]) for i in range(5)],
+                                     ITEMS.spark_schema()), ITEMS, run_id="seed", stage="ingest")
+    swing = [("i1", "i2", 0.5, 2, 1), ("i2", "i1", 0.5, 2, 1), ("i2", "i4", 0.25, 2, 2)]
+    lake.write(spark.createDataFrame(swing, SWING_I2I.spark_schema()), SWING_I2I, run_id="seed", stage="swing")
+    return len(rows)
+
+
+@pytest.mark.slow
+def test_graph_side_stages_end_to_end(spark, lake):
+    n_rows = _bronze(spark, lake)
+    common = ["--lake", lake.root, "--run-id", "r1"]
+    assert job_main(graph_job.add_arguments, graph_job.run, common) == EXIT_OK
+    assert job_main(neighbors_job.add_arguments, neighbors_job.run, common + ["--k", "3", "--seed", "4"]) == EXIT_OK
+    assert job_main(examples_job.add_arguments, examples_job.run, common) == EXIT_OK
+    assert job_main(macro_job.add_arguments, macro_job.run, common + ["--clusters", "2"]) == EXIT_OK
+
+    edge_props = lake.properties(spark, EDGES)
+    assert edge_props["grec.cutoff"] == "2024-01-04" and edge_props["grec.edge_types"] == "like,love,swing"
+    assert lake.read(spark, NODES).count() == 7 + 5
+    ex = lake.read(spark, "gold.examples")
+    assert ex.count() == n_rows
+    assert {r["split"] for r in ex.select("split").distinct().collect()} == {"train", "eval"}
+    ex_props = lake.properties(spark, "gold.examples")
+    assert (ex_props["grec.k"], ex_props["grec.domains"], ex_props["grec.labels"]) == ("3", "A,B", "like,love")
+    macro_props = lake.properties(spark, "gold.macro")
+    assert macro_props["grec.n_domains"] == "2" and int(macro_props["grec.n_clusters"]) <= 2
+    stages = {r["stage"]: r["status"] for r in RunManifest(lake).records(spark, "r1").collect()}
+    assert stages == {"graph": "succeeded", "neighbors": "succeeded", "examples": "succeeded", "macro": "succeeded"}
+
+    # Flags the lake contradicts fail cleanly with exit code 1, and write nothing.
+    versions = {t.name: lake.version(spark, t) for t in (NODES, EDGES, NEIGHBORS)}
+    bad = ["--lake", lake.root, "--run-id", "r2"]
+    assert job_main(examples_job.add_arguments, examples_job.run, bad + ["--k", "4"]) == EXIT_INPUT
+    assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--labels", "click"]) == EXIT_INPUT
+    assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--eval-days", "9"]) == EXIT_INPUT
+    assert job_main(neighbors_job.add_arguments, neighbors_job.run, bad + ["--k", "0"]) == EXIT_INPUT
+    assert {t.name: lake.version(spark, t) for t in (NODES, EDGES, NEIGHBORS)} == versions

@@ -1,0 +1,122 @@
+"""The graph stages' quality rules flag exactly the rows they describe (row rules through Great
+Expectations, join rules as frames of violating rows)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from etl.checks.graph_rules import (edge_rules, edge_violations, example_rules, macro_rules, neighbor_rules,
+                                    neighbor_violations, node_rules)
+from etl.checks.runner import validate
+from schemas.tables import EDGES, NEIGHBORS, NODES, examples, interactions, macro
+
+LABELS = ["like"]
+CUTOFF = date(2024, 1, 3)
+
+
+def _custom(rules):
+    """Only the rules written for these tables (the schema-derived ones are tested with schemas)."""
+    return [r for r in rules if r.kind == "UnexpectedRowsExpectation"]
+
+
+def _failed(df, rules, table):
+    outcomes, _ = validate(df, rules, table)
+    errors = [o.error for o in outcomes if o.error]
+    assert not errors, errors
+    return {o.expectation.split("description='")[1].split("'")[0] for o in outcomes if not o.success}
+
+
+@pytest.fixture(scope="module")
+def graph(spark):
+    nodes = spark.createDataFrame([
+        (0, "user", "u0", None, [], 2), (1, "user", "u1", None, [], 0), (2, "user", "u2", None, [], 0),
+        (3, "item", "i0", "A", [], 3), (4, "item", "i1", "A", [], 2),
+    ], NODES.spark_schema())
+    edges = spark.createDataFrame([
+        (0, 3, "like", 0.6931471805599453), (3, 0, "like", 0.6931471805599453),   # backed: 1 event
+        (0, 4, "like", 0.5), (4, 0, "like", 0.5),                                 # weight should be log1p(2)
+        (3, 4, "swing", 1.0),
+        (4, 2, "swing", 1.0),                                                     # item -> user: wrong types
+        (3, 9, "swing", 1.0),                                                     # unknown endpoint
+        (3, 1, "like", 0.6931471805599453),                                       # only an eval-day event: leak
+    ], EDGES.spark_schema())
+    rows = [("u0", "i0", date(2024, 1, 1), 1), ("u0", "i1", date(2024, 1, 1), 1), ("u0", "i1", date(2024, 1, 2), 1),
+            ("u1", "i0", date(2024, 1, 3), 1), ("u2", "i1", date(2024, 1, 2), 1)]
+    log = spark.createDataFrame([(u, i, datetime(d.year, d.month, d.day), d, "A", lk) for u, i, d, lk in rows],
+                                interactions(LABELS).spark_schema())
+    return nodes, edges, log
+
+
+def test_edge_join_rules(graph):
+    nodes, edges, log = graph
+    bad = {name: [tuple(r) for r in df.collect()] for name, df in
+           edge_violations(edges, nodes, log, LABELS, CUTOFF).items()}
+    assert len(bad["edge endpoints missing from gold.nodes"]) == 1
+    assert {(r[1], r[0]) for r in bad["edges joining the wrong node types"]} == {(4, 2)}   # rows are (dst, src, ...)
+    leak = bad["behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"]
+    assert sorted((r[0], r[1]) for r in leak) == [("u0", "i1"), ("u0", "i1"), ("u1", "i0")]   # (u1,i0) one way only
+    # node 3 has 4 out-edges, not the 3 it claims
+    assert bad["nodes whose degree differs from their out-edge count"] == [(3, 3, 4)]
+    assert bad["users with pre-cutoff positives but no edge (orphaned)"] == [(2, "u2")]
+
+
+def test_node_and_edge_row_rules(spark, graph):
+    nodes, _, _ = graph
+    assert _failed(nodes, _custom(node_rules()), NODES.name) == set()
+    broken = spark.createDataFrame([(0, "item", "i0", "A", [], 0), (1, "user", "u0", None, [], 0),
+                                    (3, "user", "u1", "B", [], 0)], NODES.spark_schema())
+    assert _failed(broken, _custom(node_rules()), NODES.name) == {
+        "node ids are dense: min 0, max = count - 1", "users come before items", "users have no domain, items have one"}
+    edges = spark.createDataFrame([(0, 0, "like", 1.0), (0, 1, "like", float("nan")), (1, 2, "swing", 2.0),
+                                   (2, 1, "like", float("inf")), (1, 0, "like", 0.5)], EDGES.spark_schema())
+    assert _failed(edges, _custom(edge_rules(LABELS)), EDGES.name) == {
+        "no self loops", "weights finite and > 0", "swing weights in (0, 1]"}
+
+
+def test_neighbor_rules(spark, graph):
+    nodes, edges, _ = graph
+    lists = spark.createDataFrame([
+        (0, [3, 4], [0.5, 0.5], [0, 0], 2),
+        (3, [0, 3], [1.0, 2.0], [0, 7], 3),      # too short for min(k, 3); type 7 unknown; itself listed
+        (4, [0, 2], [float("nan"), 1.0], [0, 1], 2),
+    ], NEIGHBORS.spark_schema())
+    assert _failed(lists, _custom(neighbor_rules(k=5, n_types=2)), NEIGHBORS.name) == {
+        "arrays aligned, of length min(5, degree)", "type codes in 0..1", "weights finite and > 0",
+        "no node is its own neighbour"}
+    bad = neighbor_violations(lists, nodes, edges, {"like": 0, "swing": 1})
+    assert {r["src"] for r in bad["sampled neighbours that are not edges of the node"].collect()} == {3}
+    assert {r["node_id"] for r in bad["nodes without a neighbour row, or with another degree"].collect()} == {1, 2}
+
+
+def test_example_rules(spark):
+    schema = examples(LABELS)
+    day = (CUTOFF - date(1970, 1, 1)).days
+
+    def row(split, d, count, ids, types, degree):
+        return (0, 3, d, split, 0, [], [], 1, ids, [0.5] * len(ids), types, count, degree,
+                [0, 0], [0.0, 0.0], [-1, -1], 0, 0)
+
+    good = row("train", day - 1, 1, [3, 0], [0, -1], 1)
+    df = spark.createDataFrame([
+        good,
+        row("train", day, 1, [3, 0], [0, -1], 1),      # split disagrees with day
+        row("eval", day, 2, [3, 0], [0, -1], 2),       # padding inside the real part
+        row("eval", day, 1, [3, 4], [0, 0], 1),        # real entry after the count
+        row("eval", day, 1, [3], [0], 1),              # too short
+        row("eval", day, 0, [0, 0], [-1, -1], 1),      # count disagrees with degree
+    ], schema.spark_schema())
+    assert _failed(df, _custom(example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1)), schema.name) == {
+        f"split = train exactly when day < {day} ({CUTOFF})", "user padding after user_nbr_count",
+        "user arrays of length 2", "user_nbr_count = min(2, user_degree)"}
+    ok = spark.createDataFrame([good], schema.spark_schema())
+    assert _failed(ok, _custom(example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1)), schema.name) == set()
+
+
+def test_macro_rules(spark):
+    schema = macro(LABELS)
+    df = spark.createDataFrame([(0, "user", 1, [1.0, 0.0]), (1, "user", 2, [1.0, 0.0]),
+                                (2, "item", 0, [0.0, 0.0, 0.0]), (3, "item", 0, [-1.0, 0.0])], schema.spark_schema())
+    assert _failed(df, _custom(macro_rules(LABELS, n_domains=2, n_clusters=2)), schema.name) == {
+        "user macro_id < 2, item macro_id < 2", "like_macro_counts: length 2 for users, 2 for items",
+        "like_macro_counts: counts >= 0"}
