@@ -29,6 +29,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synthetic"): ("etl.jobs.synthetic_data", "write synthetic interaction logs in contract form"),
     ("runs",): ("etl.jobs.runs", "list the run manifest (_runs) of a lake"),
     ("train",): ("training.cli", "train and evaluate a model on a pinned snapshot"),
+    ("compare",): ("training.compare", "train and evaluate several models x seeds on one snapshot; comparison tables"),
 }
 
 

@@ -3,7 +3,9 @@
 Users and items carry 2-d latent factors in their side features; `like` fires with probability
 sigmoid(2.5 (a_u + b_i)) from the first factors, `love` with sigmoid(2 b_i' - 1) from the item's
 second factor, so a model that reads features must beat chance clearly. Neighbour lists follow the
-training-day likes (the graph cutoff is the first evaluation day), padded to k.
+training-day likes (the graph cutoff is the first evaluation day), padded to k. With `with_macro`,
+gold.macro is written too: user u in cluster u % MACRO_CLUSTERS, item i in its domain i % 3, counts
+of the pre-cutoff positives as etl.transforms.macro defines them (`macro_rows`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from schemas import tables
 
 TASKS = ("like", "love")
 EPOCH_DAY = 19000  # 2022-01-08
+DOMAINS = ("d0", "d1", "d2")
+MACRO_CLUSTERS = 4
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class PlantedLake:
     train_rows: int
     eval_rows: int
     eval_days: tuple[int, ...]
+    macro_version: int | None = None
 
 
 def _sigmoid(x):
@@ -74,18 +79,44 @@ def build_rows(n_users=40, n_items=30, train_days=6, eval_days=2, rows_per_day=2
     return examples, nodes, cutoff
 
 
-def write_planted_lake(spark, root: str, run_id: str = "r1", **kw) -> PlantedLake:
+def macro_rows(examples, n_users: int, n_items: int, cutoff: int) -> list[tuple]:
+    """gold.macro rows for build_rows' examples: per task, a user's pre-cutoff positives per domain and an
+    item's pre-cutoff positives per user cluster."""
+    user = np.zeros((n_users, len(TASKS), len(DOMAINS)))
+    item = np.zeros((n_items, len(TASKS), MACRO_CLUSTERS))
+    for u, item_node, day, _, domain, _, _, *labels in (e[:9] for e in examples):
+        if day < cutoff:
+            for t, y in enumerate(labels):
+                user[u, t, domain] += y
+                item[item_node - n_users, t, u % MACRO_CLUSTERS] += y
+    rows = [(u, "user", u % MACRO_CLUSTERS, *(user[u, t].tolist() for t in range(len(TASKS)))) for u in range(n_users)]
+    rows += [(n_users + i, "item", i % len(DOMAINS), *(item[i, t].tolist() for t in range(len(TASKS))))
+             for i in range(n_items)]
+    return rows
+
+
+def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = False, **kw) -> PlantedLake:
     from etl.lake import Lake, RunManifest, StageRecord
 
     lake = Lake(root)
     examples, nodes, cutoff = build_rows(**kw)
+    n_users, n_items = kw.get("n_users", 40), kw.get("n_items", 30)
     ex_schema = tables.examples(list(TASKS))
     nodes_df = spark.createDataFrame(nodes, tables.NODES.spark_schema())
     nv = lake.write(nodes_df.coalesce(1), tables.NODES, run_id=run_id, stage="graph")
     ex_df = spark.createDataFrame(examples, ex_schema.spark_schema())  # 4 local slices: 4 files per split
     ev = lake.write(ex_df, ex_schema, run_id=run_id, stage="examples",
-                    properties={"grec.labels": ",".join(TASKS), "grec.domains": "d0,d1,d2"})
+                    properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS)})
     RunManifest(lake).upsert(spark, StageRecord(run_id, "examples", "succeeded", inputs=[nv], outputs=[ev]))
+    mv = None
+    if with_macro:
+        schema = tables.macro(list(TASKS))
+        mv = lake.write(spark.createDataFrame(macro_rows(examples, n_users, n_items, cutoff), schema.spark_schema())
+                        .coalesce(1), schema, run_id=run_id, stage="macro",
+                        properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
+                                    "grec.n_domains": str(len(DOMAINS)), "grec.n_clusters": str(MACRO_CLUSTERS)})
+        RunManifest(lake).upsert(spark, StageRecord(run_id, "macro", "succeeded", inputs=[nv], outputs=[mv]))
     eval_days = tuple(sorted({e[2] for e in examples if e[2] >= cutoff}))
-    return PlantedLake(lake.root, ev.version, nv.version, run_id, kw.get("n_users", 40), kw.get("n_items", 30),
-                       sum(e[2] < cutoff for e in examples), sum(e[2] >= cutoff for e in examples), eval_days)
+    return PlantedLake(lake.root, ev.version, nv.version, run_id, n_users, n_items,
+                       sum(e[2] < cutoff for e in examples), sum(e[2] >= cutoff for e in examples), eval_days,
+                       mv.version if mv is not None else None)

@@ -34,6 +34,12 @@ class LoaderBackend(str, enum.Enum):
 
 class ModelName(str, enum.Enum):
     E2E_GREC = "e2e_grec"
+    LTR = "ltr"
+    TWO_STAGE = "two_stage"
+    SHARED_BOTTOM = "shared_bottom"
+    MMOE = "mmoe"
+    PLE = "ple"
+    MGOE = "mgoe"
 
 
 class EncoderKind(str, enum.Enum):
@@ -69,6 +75,9 @@ class DataConfig:
     timestamp: Optional[str] = param(None, "read the examples table as of this time (ISO 8601, UTC)")
     nodes_version: Optional[int] = param(
         None, "pin the node table version; default: the version the examples were built from (manifest)")
+    macro_table: str = param("gold.macro", "MGOE's macro-graph table (read by --model mgoe only)")
+    macro_version: Optional[int] = param(
+        None, "pin the macro table version; default: the version the examples' run wrote (manifest)")
     tasks: tuple[str, ...] = param((), "task labels, when the table has no grec.labels property")
     loader: LoaderBackend = param(LoaderBackend.PETASTORM, "reader backend for training and evaluation")
     batch_size: int = param(1024, "training examples per step (per rank)")
@@ -95,13 +104,32 @@ class ModelConfig:
     attention_heads: int = param(8, "heads of the upper fusion's self-attention")
     tower_hidden: tuple[int, ...] = param((64,), "hidden widths of each task tower")
     dropout: float = param(0.0, "dropout in the MLPs")
+    experts: int = param(4, "MMoE's experts; MGOE's shared experts")
+    expert_hidden: tuple[int, ...] = param((128, 64), "widths of every expert MLP (MMoE, PLE, MGOE); the last is "
+                                                      "the expert output width")
+    ple_levels: int = param(2, "PLE extraction levels")
+    ple_shared_experts: int = param(1, "PLE shared experts per level")
+    ple_task_experts: int = param(1, "PLE task-specific experts per task per level")
+    macro_dim: int = param(32, "width of MGOE's learnable macro-node embeddings")
+    macro_tau: float = param(1.3, "MGOE macro weight temperature: softmax(log(1 + count) / tau)")
+    pretrain_epochs: int = param(20, "two_stage: BPR epochs of the LightGCN pretraining")
+    pretrain_lr: float = param(0.01, "two_stage: Adam learning rate of the LightGCN pretraining")
+    pretrain_l2: float = param(1e-4, "two_stage: L2 weight on the batch's layer-0 embeddings in the BPR loss")
+    pretrain_task: Optional[str] = param(None, "two_stage: the label whose positives are BPR's positive pairs "
+                                               "(default: the first task)")
+
+    @property
+    def ssl(self) -> bool:
+        """Whether the model adds the self-supervised loss L_SSL (E2E-GRec with GFAE only)."""
+        return self.name is ModelName.E2E_GREC and self.gfae
 
 
 @dataclass
 class OptimConfig:
     lr: float = param(1e-3, "Adam learning rate of the model")
     weight_decay: float = param(0.0, "Adam weight decay of the dense parameters")
-    loss_weighting: LossWeighting = param(LossWeighting.GRADNORM, "GradNorm or fixed loss weights (ablation)")
+    loss_weighting: LossWeighting = param(LossWeighting.GRADNORM, "GradNorm or fixed loss weights (ablation); "
+                                                                  "e2e_grec only, the other models have one loss")
     ssl_weight: float = param(1.0, "w_SSL: fixed weight, or GradNorm's initial weight")
     ltr_weight: float = param(1.0, "w_LTR: fixed weight, or GradNorm's initial weight")
     gradnorm_alpha: float = param(1.0, "GradNorm asymmetry alpha (SPEC: gamma = alpha = 1)")
@@ -153,9 +181,20 @@ class TrainConfig:
         if m.attention_dim % m.attention_heads:
             raise ConfigError(f"--attention-dim {m.attention_dim} must be divisible by --attention-heads "
                               f"{m.attention_heads}")
-        if o.loss_weighting is LossWeighting.GRADNORM and not m.gfae:
+        if m.name is ModelName.E2E_GREC and o.loss_weighting is LossWeighting.GRADNORM and not m.gfae:
             raise ConfigError("GradNorm balances L_SSL against L_LTR; with --no-gfae there is one loss: "
                               "add --loss-weighting fixed")
+        for name, value in (("--experts", m.experts), ("--ple-levels", m.ple_levels),
+                            ("--ple-task-experts", m.ple_task_experts), ("--macro-dim", m.macro_dim),
+                            ("--pretrain-epochs", m.pretrain_epochs)):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if m.ple_shared_experts < 0:
+            raise ConfigError(f"--ple-shared-experts must be >= 0, got {m.ple_shared_experts}")
+        if not m.expert_hidden:
+            raise ConfigError("--expert-hidden needs at least one width (the expert output width)")
+        if m.macro_tau <= 0 or m.pretrain_lr <= 0 or m.pretrain_l2 < 0:
+            raise ConfigError("--macro-tau and --pretrain-lr must be > 0, --pretrain-l2 >= 0")
         if o.ssl_weight <= 0 or o.ltr_weight <= 0:
             raise ConfigError("--ssl-weight and --ltr-weight must be > 0")
         return self

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -28,8 +29,9 @@ def write_metrics(metrics: pd.DataFrame, out_dir: str | os.PathLike, title: str 
     return paths
 
 
-def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
-    """One panel per task, one line per model; n/a days are gaps."""
+def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike, spread: Optional[str] = None) -> None:
+    """One panel per task, one line per model; n/a days are gaps; `spread` names a column of
+    error-bar half-widths (e.g. the std over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +41,11 @@ def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5 * max(1, len(tasks)), 3.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for model, rows in metrics[metrics["task"] == task].sort_values("date").groupby("model"):
-            ax.plot(pd.to_datetime(rows["date"]), rows["auc"], marker="o", label=model)
+            if spread is None:
+                ax.plot(pd.to_datetime(rows["date"]), rows["auc"], marker="o", label=model)
+            else:
+                ax.errorbar(pd.to_datetime(rows["date"]), rows["auc"], yerr=rows[spread].fillna(0.0), marker="o",
+                            capsize=3, label=model)
         ax.set_title(task)
         ax.set_ylabel("AUC")
         ax.tick_params(axis="x", rotation=45)

@@ -2,7 +2,8 @@
 
 `fit(cfg)` runs single-process or under `torchrun` (DDP: one shard of every epoch per rank, NCCL
 on CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
-printed and stored in run.json and the checkpoint.
+printed and stored in run.json and the checkpoint. Expert models' gate utilisation goes to
+gates.parquet and the console (training.gates).
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from training.data.loader import TrainingSnapshots, make_batches, resolve_traini
 from training.data.nodes import NodeTable, load_node_table
 from training.distributed import (DistContext, average_, gather_cat, in_step, init_distributed, shutdown,
                                   wrap_ddp)
+from training.gates import GateStats, summarise
 from training.gradnorm import GradNorm
 from training.metrics import evaluate
-from training.models import ModelOutput, build_model
+from training.models import ModelOutput, RankingModel, build_model, required_side_inputs
 from training.report import write_metrics
+from training.side_inputs import load_side_inputs, side_inputs_from_state
 
 LOSS_NAMES = ("ssl", "ltr")
 
@@ -44,8 +47,10 @@ class TrainResult:
     metrics: pd.DataFrame        # evaluation table (empty on ranks other than 0)
     snapshots: dict
     log: pd.DataFrame            # one row per step: losses and loss weights
+    gates: pd.DataFrame          # per epoch, gate and expert: mean weight, top-1 share (expert models)
     examples_per_s: float
     train_seconds: float
+    pretrain_seconds: float      # stage-1 graph pretraining (two-stage), outside train_seconds
     eval_seconds: float
     loader_seconds: float        # time the loop waited for batches
     device: str
@@ -79,13 +84,14 @@ class LossBalance:
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         o = cfg.optim
-        self.gfae = cfg.model.gfae
+        self.gfae = cfg.model.ssl
         self.fixed = torch.tensor([o.ssl_weight, o.ltr_weight], device=device)
         self.gradnorm = (GradNorm(LOSS_NAMES, [o.ssl_weight, o.ltr_weight], o.gradnorm_alpha, o.gradnorm_lr).to(device)
-                         if o.loss_weighting is LossWeighting.GRADNORM else None)
+                         if self.gfae and o.loss_weighting is LossWeighting.GRADNORM else None)
 
-    def __call__(self, out: ModelOutput, shared: nn.Parameter, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR]) for one step."""
+    def __call__(self, out: ModelOutput, model: RankingModel, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR]) for one step; GradNorm reads
+        `model.last_shared_layer()`."""
         if not self.gfae:
             nan = torch.full((), float("nan"), device=out.ltr_loss.device)
             w = self.fixed[1]
@@ -96,7 +102,7 @@ class LossBalance:
             weights = self.fixed
         else:
             total = self.gradnorm.combine(losses)
-            weights = self.gradnorm.step(losses, shared, lambda g: average_(ctx, g)).weights
+            weights = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g)).weights
         return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float()])
 
     def state_dict(self) -> dict:
@@ -137,11 +143,15 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
         raise TrainingError("--sparse-embeddings with DDP needs sparse all-reduce, which NCCL lacks: drop the flag "
                             "for multi-GPU runs")
     seed_everything(cfg.run.seed)
-    snaps = resolve_training_snapshots(cfg.data)
+    snaps = resolve_training_snapshots(cfg.data, with_macro="macro" in required_side_inputs(cfg.model.name))
     if ctx.is_main:
         print(describe_snapshots(snaps), flush=True)
     nodes = load_node_table(snaps.nodes)
-    model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings).to(device)
+    train_files = split_files(snaps.examples, cfg.data.train_split)
+    eval_files = split_files(snaps.examples, cfg.data.eval_split)
+    side, side_record = load_side_inputs(cfg, snaps, nodes, train_files, ctx)
+    model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings,
+                        side).to(device)
     balance = LossBalance(cfg, device)
     optimizers = make_optimizers(model, cfg)
     out_dir = Path(cfg.run.out)
@@ -150,10 +160,9 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     if ctx.enabled:
         trained = wrap_ddp(model, ctx)
     columns = example_columns(snaps.tasks)
-    train_files = split_files(snaps.examples, cfg.data.train_split)
-    eval_files = split_files(snaps.examples, cfg.data.eval_split)
     amp = cfg.run.amp and device.type == "cuda"
     log_parts: list[torch.Tensor] = []
+    gate_parts: list[pd.DataFrame] = []
     examples = 0
     loader_s = 0.0
     train_start = time.perf_counter()
@@ -166,9 +175,12 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
                                                                           cfg.data.batch_size),
                    unit="ex", unit_scale=True, desc=f"epoch {epoch + 1}/{cfg.run.epochs}",
                    disable=not (cfg.run.progress and ctx.is_main), file=sys.stderr)
+        gates = GateStats(model.gate_experts, device)
         stats = train_epoch(trained, model, balance, optimizers, on_device(in_step(ctx, batches), device),
-                            snaps.tasks, cfg, ctx, amp, bar)
+                            snaps.tasks, cfg, ctx, amp, bar, gates)
         bar.close()
+        if model.gate_experts:
+            gate_parts.append(gates.frame(epoch, ctx))
         examples += stats.examples
         loader_s += stats.loader_seconds
         if len(stats.log):
@@ -186,10 +198,14 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     eval_s = time.perf_counter() - eval_start
     log = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, 7)),
                        columns=["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr"])
-    result = TrainResult(metrics, snaps.describe(), log, examples * ctx.world / train_s if train_s else 0.0,
-                         train_s, eval_s, loader_s, str(device), out_dir, model)
+    gate_log = pd.concat(gate_parts, ignore_index=True) if gate_parts else pd.DataFrame()
+    pretrain_s = side_record.get("pretrain", {}).get("seconds", 0.0)
+    result = TrainResult(metrics, snaps.describe(), log, gate_log, examples * ctx.world / train_s if train_s else 0.0,
+                         train_s, pretrain_s, eval_s, loader_s, str(device), out_dir, model)
     if ctx.is_main:
-        write_results(result, cfg, ctx, label)
+        if not gate_log.empty:
+            print(summarise(gate_log), flush=True)
+        write_results(result, cfg, ctx, label, side_record)
     return result
 
 
@@ -200,10 +216,12 @@ class EpochStats:
     loader_seconds: float
 
 
-def train_epoch(trained: nn.Module, model: nn.Module, balance: LossBalance, optimizers: Sequence[torch.optim.Optimizer],
-                stream: Iterator[dict[str, torch.Tensor]], tasks: Sequence[str], cfg: TrainConfig, ctx: DistContext,
-                amp: bool, bar: tqdm) -> EpochStats:
-    """One pass over `stream` (device batches); `trained` is `model` or its DDP wrapper."""
+def train_epoch(trained: nn.Module, model: RankingModel, balance: LossBalance,
+                optimizers: Sequence[torch.optim.Optimizer], stream: Iterator[dict[str, torch.Tensor]],
+                tasks: Sequence[str], cfg: TrainConfig, ctx: DistContext, amp: bool, bar: tqdm,
+                gates: GateStats) -> EpochStats:
+    """One pass over `stream` (device batches); `trained` is `model` or its DDP wrapper; gate weights
+    of expert models accumulate in `gates`."""
     model.train()
     rows: list[torch.Tensor] = []
     examples, loader_s = 0, 0.0
@@ -216,7 +234,9 @@ def train_epoch(trained: nn.Module, model: nn.Module, balance: LossBalance, opti
         batch = ExampleBatch.from_columns(cols, tasks)
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=amp):
             out = trained(batch)
-        total, row = balance(out, model.last_shared_layer(), ctx)
+        total, row = balance(out, model, ctx)
+        if out.gates:
+            gates.update(out.gates)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()
@@ -261,28 +281,33 @@ def predict_split(model: nn.Module, files, columns: Sequence[str], tasks: Sequen
 
 
 def describe_snapshots(snaps: TrainingSnapshots) -> str:
-    e, n = snaps.examples, snaps.nodes
+    e, n, m = snaps.examples, snaps.nodes, snaps.macro
+    macro = f"{m.table} v{m.version} (pinned by {snaps.macro_pinned_by}); " if m is not None else ""
     return (f"snapshot: {e.table} v{e.version} ({e.rows} rows, {len(e.files)} files, {e.uri}); "
-            f"{n.table} v{n.version} (pinned by {snaps.nodes_pinned_by}); tasks {list(snaps.tasks)}")
+            f"{n.table} v{n.version} (pinned by {snaps.nodes_pinned_by}); {macro}tasks {list(snaps.tasks)}")
 
 
-def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label: str) -> None:
+def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label: str, side_record: dict) -> None:
     out = result.out_dir
     paths = write_metrics(result.metrics, out, title=f"{label}: {describe_snapshots_from(result.snapshots)}")
     result.log.to_parquet(out / "train_log.parquet", index=False)
+    if not result.gates.empty:
+        result.gates.to_parquet(out / "gates.parquet", index=False)
+        paths["gates"] = out / "gates.parquet"
     summary = {
         "label": label, "config": cfg.to_dict(), "snapshots": result.snapshots, "device": result.device,
         "world_size": ctx.world, "examples_per_s": result.examples_per_s, "train_seconds": result.train_seconds,
         "eval_seconds": result.eval_seconds, "loader_wait_seconds": result.loader_seconds,
+        "pretrain_seconds": result.pretrain_seconds,
         "final_weights": (result.log[["w_ssl", "w_ltr"]].iloc[-1].tolist() if len(result.log) else None),
-        "outputs": {k: p.name for k, p in paths.items()},
+        "outputs": {k: p.name for k, p in paths.items()}, **side_record,
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
 def describe_snapshots_from(described: dict) -> str:
-    e, n = described["examples"], described["nodes"]
-    return f"{e['table']} v{e['version']}, {n['table']} v{n['version']}"
+    parts = [described[k] for k in ("examples", "nodes", "macro") if k in described]
+    return ", ".join(f"{p['table']} v{p['version']}" for p in parts)
 
 
 def save_checkpoint(out_dir: Path, model: nn.Module, optimizers: Sequence[torch.optim.Optimizer],
@@ -328,6 +353,6 @@ def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, dict]:
     widths = state["node_widths"]
     nodes = NodeTable(degree, features, widths["user"], widths["item"])
     model = build_model(cfg.model, nodes, state["snapshots"]["num_domains"], state["snapshots"]["tasks"],
-                        cfg.optim.sparse_embeddings)
+                        cfg.optim.sparse_embeddings, side_inputs_from_state(sd))
     model.load_state_dict(sd)
     return model, state

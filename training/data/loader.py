@@ -23,14 +23,30 @@ class TrainingSnapshots:
     nodes_pinned_by: str  # "flag", "manifest" or "latest"
     tasks: tuple[str, ...]
     num_domains: int
+    macro: Optional[Snapshot] = None       # gold.macro, resolved for the models that read it (MGOE)
+    macro_pinned_by: Optional[str] = None
 
     def describe(self) -> dict[str, object]:
-        return {"examples": self.examples.describe(),
-                "nodes": {**self.nodes.describe(), "pinned_by": self.nodes_pinned_by},
-                "tasks": list(self.tasks), "num_domains": self.num_domains}
+        out = {"examples": self.examples.describe(),
+               "nodes": {**self.nodes.describe(), "pinned_by": self.nodes_pinned_by},
+               "tasks": list(self.tasks), "num_domains": self.num_domains}
+        if self.macro is not None:
+            out["macro"] = {**self.macro.describe(), "pinned_by": self.macro_pinned_by}
+        return out
 
 
-def resolve_training_snapshots(cfg: DataConfig) -> TrainingSnapshots:
+def _pin_companion(cfg: DataConfig, examples: Snapshot, table: str, flag: Optional[int]) -> tuple[Snapshot, str]:
+    """A table read alongside the examples: the flag's version, else the manifest's, else the latest."""
+    if flag is not None:
+        version, pinned_by = flag, "flag"
+    else:
+        # The version the examples stage read (else the one its run wrote), as the manifest recorded it.
+        version = built_from(cfg.lake, cfg.table, examples.version, table)
+        pinned_by = "manifest" if version is not None else "latest"
+    return resolve_snapshot(cfg.lake, table, version=version), pinned_by
+
+
+def resolve_training_snapshots(cfg: DataConfig, with_macro: bool = False) -> TrainingSnapshots:
     version: Optional[int] = cfg.version
     if cfg.run is not None:
         run_tables = run_outputs(cfg.lake, cfg.run)
@@ -38,14 +54,11 @@ def resolve_training_snapshots(cfg: DataConfig) -> TrainingSnapshots:
             raise SnapshotError(f"run {cfg.run!r} wrote {sorted(run_tables)} but not {cfg.table}")
         version = run_tables[cfg.table]
     examples = resolve_snapshot(cfg.lake, cfg.table, version=version, timestamp=cfg.timestamp)
-    if cfg.nodes_version is not None:
-        nodes_version, pinned_by = cfg.nodes_version, "flag"
-    else:
-        # The version the examples stage read (else the one its run wrote), as the manifest recorded it.
-        nodes_version = built_from(cfg.lake, cfg.table, examples.version, cfg.nodes_table)
-        pinned_by = "manifest" if nodes_version is not None else "latest"
-    nodes = resolve_snapshot(cfg.lake, cfg.nodes_table, version=nodes_version)
-    return TrainingSnapshots(examples, nodes, pinned_by, resolve_tasks(examples, cfg.tasks), count_domains(examples))
+    nodes, pinned_by = _pin_companion(cfg, examples, cfg.nodes_table, cfg.nodes_version)
+    macro, macro_pinned_by = (_pin_companion(cfg, examples, cfg.macro_table, cfg.macro_version) if with_macro
+                              else (None, None))
+    return TrainingSnapshots(examples, nodes, pinned_by, resolve_tasks(examples, cfg.tasks), count_domains(examples),
+                             macro, macro_pinned_by)
 
 
 def split_files(snapshot: Snapshot, split: str) -> list[DataFile]:

@@ -1,49 +1,22 @@
 """E2E-GRec: end-to-end GNN + multi-task ranking (Xue et al., arXiv 2511.20564; SPEC §6)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from training.config import EncoderKind, FusionKind, ModelConfig
+from training.config import EncoderKind, ModelConfig
 from training.data.examples import ExampleBatch
 from training.data.nodes import NodeTable
-from training.models.fusion import TwoLevelFusion
+from training.models.base import ModelOutput
 from training.models.graphsage import SampledGraphSAGE
-from training.models.layers import MLP
 from training.models.lightgcn import SampledLightGCN, gfae_loss
-from training.models.node_input import NodeInput
-from training.models.towers import TaskTowers
-
-WEEKDAYS = 7
+from training.models.ltr import LTR
 
 
-@dataclass
-class ModelOutput:
-    logits: torch.Tensor             # (B, T)
-    ltr_loss: torch.Tensor           # L_LTR, summed over tasks
-    ssl_loss: Optional[torch.Tensor]  # L_SSL, None when the model has no self-supervised loss
-
-
-class ContextFeatures(nn.Module):
-    """F_LTR, the task-side block: embeddings of the item's domain and of the impression's weekday."""
-
-    def __init__(self, num_domains: int, dim: int):
-        super().__init__()
-        self.domain = nn.Embedding(num_domains, dim)
-        self.weekday = nn.Embedding(WEEKDAYS, dim)
-        self.mix = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU())
-        self.out_dim = dim
-
-    def forward(self, domain_id: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
-        weekday = (day + 3) % WEEKDAYS  # day 0 (1970-01-01) was a Thursday; Monday = 0
-        return self.mix(torch.cat([self.domain(domain_id), self.weekday(weekday)], dim=-1))
-
-
-class E2EGRec(nn.Module):
-    """E2E-GRec (SPEC §6):
+class E2EGRec(LTR):
+    """E2E-GRec (SPEC §6): the LTR ranker plus a graph block from an encoder trained with it.
 
         X_v      = [E_v ; W f_v + b]                                   node input
         Z_v      = LightGCN_1(X over the sampled 1-hop list of v)      (or GraphSAGE, ablation)
@@ -59,37 +32,19 @@ class E2EGRec(nn.Module):
 
     def __init__(self, cfg: ModelConfig, nodes: NodeTable, num_domains: int, tasks: Sequence[str],
                  sparse_embeddings: bool = False):
-        super().__init__()
-        self.tasks = list(tasks)
-        self.node_input = NodeInput(nodes.features, nodes.user_width, cfg.id_dim, cfg.feature_dim,
-                                    sparse=sparse_embeddings)
-        dim = self.node_input.out_dim
+        node_dim = cfg.id_dim + cfg.feature_dim  # NodeInput's out_dim: Z_v lives in X_v's space
+        super().__init__(cfg, nodes, num_domains, tasks, sparse_embeddings, graph_dim=node_dim)
         self.encoder = (SampledLightGCN(nodes.degree) if cfg.encoder is EncoderKind.LIGHTGCN
-                        else SampledGraphSAGE(dim))
+                        else SampledGraphSAGE(node_dim))
         self.gfae = cfg.gfae
-        self.shared_bottom = MLP(2 * dim, cfg.shared_hidden, cfg.dropout)
-        self.context = ContextFeatures(num_domains, cfg.ltr_dim)
-        self.graph_block = nn.Sequential(nn.Linear(2 * dim, cfg.gnn_dim), nn.ReLU())
-        widths = [self.shared_bottom.out_dim, self.context.out_dim, cfg.gnn_dim]
-        self.fusion = TwoLevelFusion(widths, cfg.attention_dim, cfg.attention_heads,
-                                     upper=cfg.fusion is FusionKind.TWO_LEVEL)
-        self.towers = TaskTowers(self.fusion.out_dim, self.tasks, cfg.tower_hidden, cfg.dropout)
 
     def forward(self, batch: ExampleBatch) -> ModelOutput:
-        x_u = self.node_input(batch.user_node, batch.user_features, "user")
-        x_i = self.node_input(batch.item_node, batch.item_features, "item")
+        x_u, x_i = self.targets(batch)
         z_u = self.encoder(x_u, batch.user, self.node_input)
         z_i = self.encoder(x_i, batch.item, self.node_input)
-        blocks = [self.shared_bottom(torch.cat([x_u, x_i], dim=-1)),
-                  self.context(batch.domain_id, batch.day),
-                  self.graph_block(torch.cat([z_u, z_i], dim=-1))]
-        logits = self.towers(self.fusion(blocks))
+        logits = self.rank(batch, x_u, x_i, torch.cat([z_u, z_i], dim=-1))
         ssl = gfae_loss(torch.cat([z_u, z_i]), torch.cat([x_u, x_i])) if self.gfae else None
         return ModelOutput(logits, self.towers.loss(logits, batch.labels), ssl)
 
     def last_shared_layer(self) -> nn.Parameter:
         return self.encoder.last_shared_layer(self.node_input)
-
-    def sparse_parameters(self) -> list[nn.Parameter]:
-        """Parameters with sparse gradients (the node ID table when sparse embeddings are on)."""
-        return [self.node_input.ids.weight] if self.node_input.sparse else []

@@ -1,0 +1,214 @@
+"""`grec compare`: train and evaluate several models over several seeds on one pinned snapshot.
+
+    grec compare --lake lake --run r1 --models ltr,two_stage,e2e_grec,mgoe --seeds 3 --out cmp [--device cuda]
+    grec compare --lake lake --run r1 --models ltr,e2e_grec --ablations --seeds 3 --out cmp_ablations
+    grec compare --lake lake --version 7 --models ltr,e2e_grec:no_gfae,e2e_grec:graphsage --seeds 2 --out cmp
+
+A model is a name (ltr, two_stage, e2e_grec, shared_bottom, mmoe, ple, mgoe) or an E2E-GRec ablation
+`e2e_grec:<ablation>` with ablation no_gfae (L_LTR alone), fixed_weights (no GradNorm),
+bottom_only (no attention fusion) or graphsage (GraphSAGE encoder); --ablations adds all four.
+Every training flag of `grec train` applies to every model (e.g. --epochs 2 --batch-size 4096);
+seeds are --seed, --seed + 1, ... The snapshot is resolved once and pinned by version for every
+run. Writes to --out:
+
+    comparison.parquet          per model, task and day: AUC/GAUC/log loss mean and std over seeds, lift
+    comparison.md               AUC ± std per task and day, lift vs the baseline, summaries, timing,
+                                and the ablation table when ablations ran
+    auc_by_day.png              mean AUC per day per model, ± std as error bars
+    comparison_seeds.parquet    every seed's metrics;  comparison_timing.parquet  every run's timing
+    runs/<model>/seed<s>/       each run's own outputs (metrics, train_log, gates, run.json, checkpoint)
+"""
+from __future__ import annotations
+
+import argparse
+import enum
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+
+from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, summarise_days,
+                                 summarise_overall)
+from training.config import (ConfigError, EncoderKind, FusionKind, LossWeighting, ModelName, TrainConfig,
+                             add_config_arguments, config_from_args)
+from training.data.arrow_columns import ColumnError
+from training.data.loader import resolve_training_snapshots
+from training.data.snapshot import SnapshotError
+from training.models import required_side_inputs
+from training.report import plot_auc_by_day
+from training.train import TrainingError, describe_snapshots, fit
+
+EXIT_INPUT = 1
+BASELINE = ModelName.LTR.value
+
+
+class Ablation(str, enum.Enum):
+    NO_GFAE = "no_gfae"
+    FIXED_WEIGHTS = "fixed_weights"
+    BOTTOM_ONLY = "bottom_only"
+    GRAPHSAGE = "graphsage"
+
+
+# The E2E-GRec ablations of SPEC §6 as config switches: (section, field) -> value.
+ABLATION_SETTINGS: dict[Ablation, dict[tuple[str, str], Any]] = {
+    Ablation.NO_GFAE: {("model", "gfae"): False, ("optim", "loss_weighting"): LossWeighting.FIXED},
+    Ablation.FIXED_WEIGHTS: {("optim", "loss_weighting"): LossWeighting.FIXED},
+    Ablation.BOTTOM_ONLY: {("model", "fusion"): FusionKind.BOTTOM_ONLY},
+    Ablation.GRAPHSAGE: {("model", "encoder"): EncoderKind.GRAPHSAGE},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of --models: a model and, for e2e_grec, an optional ablation."""
+
+    model: ModelName
+    ablation: Optional[Ablation] = None
+
+    @property
+    def label(self) -> str:
+        return self.model.value + (f":{self.ablation.value}" if self.ablation else "")
+
+    @property
+    def folder(self) -> str:
+        return self.label.replace(":", "-")
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        name, _, ablation = text.strip().partition(":")
+        try:
+            model = ModelName(name)
+        except ValueError:
+            raise ConfigError(f"--models: unknown model {name!r}; models: {', '.join(m.value for m in ModelName)}") \
+                from None
+        if not ablation:
+            return cls(model)
+        if model is not ModelName.E2E_GREC:
+            raise ConfigError(f"--models: {text!r}: ablations apply to e2e_grec only")
+        try:
+            return cls(model, Ablation(ablation))
+        except ValueError:
+            raise ConfigError(f"--models: unknown ablation {ablation!r}; ablations: "
+                              f"{', '.join(a.value for a in Ablation)}") from None
+
+    def config(self, base: TrainConfig, seed: int, out: Path) -> TrainConfig:
+        cfg = TrainConfig.from_dict(base.to_dict())
+        cfg.model.name = self.model
+        for (section, field), value in ABLATION_SETTINGS.get(self.ablation, {}).items():
+            setattr(getattr(cfg, section), field, value)
+        cfg.run.seed, cfg.run.label, cfg.run.out = seed, self.label, str(out)
+        return cfg.validate()
+
+
+def parse_models(text: str, ablations: bool) -> list[ModelSpec]:
+    """--models (comma list) plus, with --ablations, every E2E-GRec ablation; duplicates refused."""
+    specs = [ModelSpec.parse(t) for t in text.split(",") if t.strip()]
+    if ablations:
+        specs += [ModelSpec(ModelName.E2E_GREC, a) for a in Ablation if ModelSpec(ModelName.E2E_GREC, a) not in specs]
+    labels = [s.label for s in specs]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise ConfigError(f"--models names {twice} twice")
+    if not specs:
+        raise ConfigError("--models is empty")
+    return specs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", required=True,
+                        help="comma list of models and e2e_grec:<ablation> variants, e.g. ltr,two_stage,e2e_grec,mgoe")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per model: --seed, --seed + 1, ... (default 3)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="add every E2E-GRec ablation (no_gfae, fixed_weights, bottom_only, graphsage)")
+    parser.add_argument("--baseline", default=BASELINE, help="the model lifts are relative to (default ltr)")
+    add_config_arguments(parser)
+
+
+def pin_snapshot(base: TrainConfig, specs: Sequence[ModelSpec]) -> tuple[TrainConfig, str]:
+    """The base config with the examples, nodes (and macro) versions fixed, and the snapshot line."""
+    with_macro = any("macro" in required_side_inputs(s.model) for s in specs)
+    snaps = resolve_training_snapshots(base.data, with_macro=with_macro)
+    pinned = TrainConfig.from_dict(base.to_dict())
+    d = pinned.data
+    d.run, d.timestamp, d.version, d.nodes_version = None, None, snaps.examples.version, snaps.nodes.version
+    if snaps.macro is not None:
+        d.macro_version = snaps.macro.version
+    return pinned, describe_snapshots(snaps)
+
+
+@dataclass
+class Comparison:
+    per_seed: pd.DataFrame   # SEED_COLUMNS
+    timing: pd.DataFrame     # TIMING_COLUMNS
+    days: pd.DataFrame       # SUMMARY_COLUMNS
+    overall: pd.DataFrame    # OVERALL_COLUMNS
+    snapshot: str
+
+
+def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path, baseline: str) -> Comparison:
+    """Train every spec for every seed on one pinned snapshot and summarise (see the module doc)."""
+    pinned, snapshot = pin_snapshot(base, specs)
+    print(f"grec compare: {snapshot}", flush=True)
+    metrics, timing = [], []
+    runs = [(s, base.run.seed + k) for s in specs for k in range(seeds)]
+    for i, (spec, seed) in enumerate(runs, start=1):
+        print(f"[{i}/{len(runs)}] {spec.label} seed {seed}", flush=True)
+        result = fit(spec.config(pinned, seed, out / "runs" / spec.folder / f"seed{seed}"))
+        metrics.append(result.metrics.assign(seed=seed))
+        timing.append({"model": spec.label, "seed": seed, "train_seconds": result.train_seconds,
+                       "pretrain_seconds": result.pretrain_seconds, "eval_seconds": result.eval_seconds,
+                       "examples_per_s": result.examples_per_s})
+    per_seed = pd.concat(metrics, ignore_index=True)[SEED_COLUMNS]
+    timing_df = pd.DataFrame(timing, columns=TIMING_COLUMNS)
+    return Comparison(per_seed, timing_df, summarise_days(per_seed, baseline), summarise_overall(per_seed, baseline),
+                      snapshot)
+
+
+def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"parquet": out / "comparison.parquet", "markdown": out / "comparison.md", "plot": out / "auc_by_day.png",
+             "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet"}
+    result.days.to_parquet(paths["parquet"], index=False)
+    result.per_seed.to_parquet(paths["seeds"], index=False)
+    result.timing.to_parquet(paths["timing"], index=False)
+    title = f"Model comparison on {result.snapshot.removeprefix('snapshot: ')}"
+    paths["markdown"].write_text(comparison_markdown(result.days, result.overall, result.timing, baseline, title))
+    plot_auc_by_day(result.days.rename(columns={"auc_mean": "auc"}), paths["plot"], spread="auc_std")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    given = vars(args)
+    try:
+        for dest, flag in (("model.name", "--model"), ("run.label", "--label"), ("run.resume", "--resume")):
+            if dest in given:
+                raise ConfigError(f"{flag} does not apply to grec compare (models come from --models)")
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+        specs = parse_models(args.models, args.ablations)
+        if args.baseline not in [s.label for s in specs]:
+            raise ConfigError(f"--baseline {args.baseline} is not among --models "
+                              f"({', '.join(s.label for s in specs)}); lifts are relative to it")
+        base = config_from_args(args)
+        out = Path(base.run.out)
+        result = compare(base, specs, args.seeds, out, args.baseline)
+        paths = write_comparison(result, out, args.baseline)
+    except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
+        print(f"grec compare: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    print(paths["markdown"].read_text())
+    print(f"results in {out}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="grec compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

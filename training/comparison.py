@@ -1,0 +1,169 @@
+"""Comparison tables over seeds (SPEC §9): per model, task and day the mean and spread over seeds,
+the relative AUC lift over the baseline (as in the E2E-GRec table), summaries over the evaluation
+days, and training time per model.
+
+Conventions:
+- spread is the sample standard deviation over seeds (ddof = 1; n/a with one seed);
+- a day that is n/a for any seed (one class, or under 50 rows) stays n/a in the mean;
+- lift_pct = (AUC_mean / AUC_mean of the baseline - 1) * 100 on the same task and day: the lift of
+  the seed means (seeds of different models are not paired); n/a for the baseline itself;
+- "over days": each seed's metric averaged over the days that have one, then mean ± std over seeds.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+from training.metrics import format_value
+
+METRICS = ("auc", "gauc", "logloss")
+SEED_COLUMNS = ["model", "seed", "task", "date", "auc", "gauc", "logloss", "n"]
+TIMING_COLUMNS = ["model", "seed", "train_seconds", "pretrain_seconds", "eval_seconds", "examples_per_s"]
+SUMMARY_COLUMNS = ["model", "task", "date", "n", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std",
+                   "logloss_mean", "logloss_std", "lift_pct"]
+OVERALL_COLUMNS = ["model", "task", "days", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std",
+                   "logloss_mean", "logloss_std", "lift_pct"]
+ABLATION_SEPARATOR = ":"   # "e2e_grec:no_gfae" is an ablation of e2e_grec
+
+
+def _mean(v: pd.Series) -> float:
+    return float(v.mean(skipna=False))
+
+
+def _std(v: pd.Series) -> float:
+    return float(v.std(ddof=1, skipna=False)) if len(v) > 1 else float("nan")
+
+
+def _with_stats(per_seed: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    g = per_seed.groupby(keys, sort=True)
+    out = g["seed"].nunique().rename("seeds").to_frame()
+    for m in METRICS:
+        out[f"{m}_mean"] = g[m].agg(_mean)
+        out[f"{m}_std"] = g[m].agg(_std)
+    return out.reset_index()
+
+
+def _add_lift(table: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataFrame:
+    base = table[table["model"] == baseline][keys + ["auc_mean"]].rename(columns={"auc_mean": "_base"})
+    if base.empty:
+        raise ValueError(f"no results for the baseline {baseline!r}; models: {sorted(table['model'].unique())}")
+    out = table.merge(base, on=keys, how="left")
+    out["lift_pct"] = (out["auc_mean"] / out["_base"] - 1.0) * 100.0
+    out.loc[out["model"] == baseline, "lift_pct"] = float("nan")
+    return out.drop(columns="_base")
+
+
+def summarise_days(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """SUMMARY_COLUMNS: one row per model, task and evaluation day."""
+    table = _with_stats(per_seed, ["model", "task", "date"])
+    n = per_seed.groupby(["model", "task", "date"], sort=True)["n"].max().rename("n").reset_index()
+    table = table.merge(n, on=["model", "task", "date"])
+    return _add_lift(table, ["task", "date"], baseline)[SUMMARY_COLUMNS]
+
+
+def summarise_overall(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """OVERALL_COLUMNS: one row per model and task, each seed's metrics averaged over its days."""
+    by_seed = per_seed.groupby(["model", "task", "seed"], sort=True)
+    per = by_seed[list(METRICS)].mean().reset_index()  # pandas skips n/a days here
+    per["days"] = by_seed["auc"].count().values
+    table = _with_stats(per, ["model", "task"])
+    days = per.groupby(["model", "task"], sort=True)["days"].min().reset_index()
+    table = table.merge(days, on=["model", "task"])
+    return _add_lift(table, ["task"], baseline)[OVERALL_COLUMNS]
+
+
+def summarise_timing(timing: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean and std over seeds of each timing column."""
+    g = timing.groupby("model", sort=False)
+    out = pd.DataFrame({"seeds": g["seed"].nunique()})
+    for c in TIMING_COLUMNS[2:]:
+        out[f"{c}_mean"] = g[c].agg(_mean)
+        out[f"{c}_std"] = g[c].agg(_std)
+    return out.reset_index()
+
+
+def is_ablation(model: str) -> bool:
+    return ABLATION_SEPARATOR in model
+
+
+def _pm(mean: float, std: float, digits: int = 4) -> str:
+    if isinstance(mean, float) and math.isnan(mean):
+        return "n/a"
+    return format_value(mean, digits) + ("" if math.isnan(std) else f" ± {format_value(std, digits)}")
+
+
+def _lift(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:+.2f}%"
+
+
+def _ordered(models: Sequence[str], baseline: str) -> list[str]:
+    return [baseline] + [m for m in models if m != baseline] if baseline in models else list(models)
+
+
+def _day_tables(days: pd.DataFrame, overall: pd.DataFrame, models: Sequence[str], baseline: str) -> list[str]:
+    """Per task: AUC mean ± std per day (and over days), then the lift per day, models as rows."""
+    lines = []
+    for task in sorted(days["task"].unique()):
+        d = days[(days["task"] == task) & days["model"].isin(models)]
+        o = overall[(overall["task"] == task)].set_index("model")
+        dates = sorted(d["date"].unique())
+        head = "| model | " + " | ".join(str(x) for x in dates) + " | over days |"
+        rule = "|---" * (len(dates) + 2) + "|"
+        cell = {(r.model, r.date): r for r in d.itertuples()}
+        auc = [f"### {task}: AUC (mean ± std over seeds)", "", head, rule]
+        lift = ["", f"### {task}: relative AUC lift vs {baseline}", "", head, rule]
+        for m in _ordered(models, baseline):
+            if m not in o.index:
+                continue
+            auc.append(f"| {m} | " + " | ".join(_pm(cell[m, x].auc_mean, cell[m, x].auc_std) if (m, x) in cell
+                                                 else "n/a" for x in dates)
+                       + f" | {_pm(o.loc[m, 'auc_mean'], o.loc[m, 'auc_std'])} |")
+            if m != baseline:
+                lift.append(f"| {m} | " + " | ".join(_lift(cell[m, x].lift_pct) if (m, x) in cell else "n/a"
+                                                      for x in dates) + f" | {_lift(o.loc[m, 'lift_pct'])} |")
+        lines += auc + lift + [""]
+    return lines
+
+
+def _overall_table(overall: pd.DataFrame, models: Sequence[str], baseline: str) -> list[str]:
+    lines = [f"| model | task | days | AUC | GAUC | log loss | AUC lift vs {baseline} |",
+             "|---|---|---|---|---|---|---|"]
+    o = overall[overall["model"].isin(models)]
+    for m in _ordered(models, baseline):
+        for r in o[o["model"] == m].sort_values("task").itertuples():
+            lift = "baseline" if m == baseline else _lift(r.lift_pct)
+            lines.append(f"| {m} | {r.task} | {r.days} | {_pm(r.auc_mean, r.auc_std)} | "
+                         f"{_pm(r.gauc_mean, r.gauc_std)} | {_pm(r.logloss_mean, r.logloss_std)} | {lift} |")
+    return lines
+
+
+def _timing_table(timing: pd.DataFrame) -> list[str]:
+    lines = ["| model | seeds | train s | pretrain s | eval s | examples/s |", "|---|---|---|---|---|---|"]
+    for r in summarise_timing(timing).itertuples():
+        lines.append(f"| {r.model} | {r.seeds} | {_pm(r.train_seconds_mean, r.train_seconds_std, 1)} | "
+                     f"{_pm(r.pretrain_seconds_mean, r.pretrain_seconds_std, 1)} | "
+                     f"{_pm(r.eval_seconds_mean, r.eval_seconds_std, 1)} | {r.examples_per_s_mean:,.0f} |")
+    return lines
+
+
+def comparison_markdown(days: pd.DataFrame, overall: pd.DataFrame, timing: pd.DataFrame, baseline: str,
+                        title: str) -> str:
+    """The whole report: main comparison, summary, timing and (when run) the E2E-GRec ablations."""
+    models = list(dict.fromkeys(timing["model"]))
+    main = [m for m in models if not is_ablation(m)]
+    ablations = [m for m in models if is_ablation(m)]
+    seeds = int(timing.groupby("model")["seed"].nunique().max())
+    lines = [f"# {title}", "", f"Mean ± sample std over {seeds} seed(s); lift = AUC mean / {baseline}'s - 1; "
+             "n/a: a day with one class or under 50 rows.", "", "## AUC per task and day", ""]
+    lines += _day_tables(days, overall, main, baseline)
+    lines += ["## Summary over the evaluation days", ""] + _overall_table(overall, main, baseline) + [""]
+    lines += ["## Training time per model", ""] + _timing_table(timing) + [""]
+    if ablations:
+        group = _ordered([m for m in (baseline, "e2e_grec") if m in models] + ablations, baseline)
+        lines += ["## E2E-GRec ablations", ""] + _day_tables(days, overall, group, baseline)
+        lines += ["### Ablations: summary over the evaluation days", ""] + _overall_table(overall, group, baseline)
+        lines += [""]
+    return "\n".join(lines)
+

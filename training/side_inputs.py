@@ -1,0 +1,63 @@
+"""What a model needs beyond gold.nodes, loaded only for the models that name it (`side_inputs`).
+
+- macro (MGOE): the pinned gold.macro version (TrainingSnapshots.macro) as lookup tensors.
+- graph_embeddings (two-stage): LightGCN pretrained with BPR on the train split (training.pretrain);
+  under DDP every rank pretrains and rank 0's result is broadcast, so all ranks hold the same.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.distributed as dist
+
+from training.config import ConfigError, TrainConfig
+from training.data.examples import DOMAINS_PROPERTY
+from training.data.loader import TrainingSnapshots
+from training.data.macro import MacroTable, load_macro_table
+from training.data.nodes import NodeTable
+from training.data.snapshot import DataFile
+from training.distributed import DistContext
+from training.models import SideInputs, required_side_inputs
+from training.pretrain import pretrain_lightgcn_bpr, read_training_graph
+
+MACRO_PREFIX = "macro."  # where MGOE keeps the macro buffers in its state dict
+
+
+def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTable, train_files: Sequence[DataFile],
+                     ctx: DistContext) -> tuple[SideInputs, dict]:
+    """The side inputs cfg's model needs, and a record of how they were made (for run.json)."""
+    needs = required_side_inputs(cfg.model.name)
+    macro, embeddings, record = None, None, {}
+    if "macro" in needs:
+        if snaps.macro is None:
+            raise ConfigError(f"--model {cfg.model.name.value} reads {cfg.data.macro_table}, which was not resolved")
+        macro = load_macro_table(snaps.macro, snaps.tasks, nodes.num_nodes,
+                                 snaps.examples.configuration.get(DOMAINS_PROPERTY))
+    if "graph_embeddings" in needs:
+        m = cfg.model
+        task = m.pretrain_task or snaps.tasks[0]
+        if task not in snaps.tasks:
+            raise ConfigError(f"--pretrain-task {task!r} is not one of the tasks {list(snaps.tasks)}")
+        graph = read_training_graph(train_files, task, nodes.num_nodes, cfg.data.workers)
+        pre = pretrain_lightgcn_bpr(graph, nodes.degree, dim=m.id_dim, epochs=m.pretrain_epochs, lr=m.pretrain_lr,
+                                    l2=m.pretrain_l2, batch_size=cfg.data.batch_size, seed=cfg.run.seed,
+                                    device=ctx.device)
+        embeddings = pre.embeddings
+        if ctx.enabled:
+            embeddings = embeddings.to(ctx.device)
+            dist.broadcast(embeddings, src=0)
+            embeddings = embeddings.cpu()
+        record["pretrain"] = {"task": task, "positives": len(graph.positives), "seconds": pre.seconds,
+                              "epoch_losses": pre.epoch_losses}
+        if ctx.is_main:
+            print(f"two-stage pretraining: LightGCN + BPR on {len(graph.positives):,} {task} pairs, "
+                  f"{m.pretrain_epochs} epochs in {pre.seconds:.1f} s, loss {pre.epoch_losses[0]:.4f} -> "
+                  f"{pre.epoch_losses[-1]:.4f}", flush=True)
+    return SideInputs(macro=macro, graph_embeddings=embeddings), record
+
+
+def side_inputs_from_state(state: Mapping[str, torch.Tensor]) -> SideInputs:
+    """The side inputs a saved model carries in its buffers (a checkpoint is self-contained)."""
+    macro = MacroTable.from_state_dict(state, MACRO_PREFIX) if MACRO_PREFIX + "macro_id" in state else None
+    return SideInputs(macro=macro, graph_embeddings=state.get("graph_embeddings"))
