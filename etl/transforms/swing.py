@@ -30,12 +30,13 @@ A. users and items get compact long keys below 2^31 (`etl.transforms.compact_key
 B. group by user: distinct items, |I_u|, the activity filter, w_u.                  (shuffle of P)
 C. group by item: the sample S_i, as a sorted array of user keys.                   (shuffle of P)
 D. T1: for each position of S_i, the head user u and the tail of users after it, hash-partitioned
-   by u (each pair travels once, as 8 bytes in a tail), then exploded to (pair = u·2^31 + v, i) and
-   hash-partitioned by pair. No key of the heavy work is an item: a hot item's C(cap, 2) pairs are
-   generated on the partitions of its users and grouped on those of its pairs, never in one task.
-                                                     (shuffles of T1 ids: tails, then 16-byte rows)
-E. per pair: C_uv by a window over the pair key (one radix sort of single longs, one pass); a user
-   pair's intersection |C_uv| is computed once and only pairs with |C_uv| >= 2 go on.
+   by u: each user pair travels once, as 8 bytes inside a tail, and a hot item's C(cap, 2) pairs
+   spread over the partitions of its users instead of sitting in one task (no key of the heavy
+   work is an item; the tails' partitions are not coalesced).          (shuffle of T1 ids, 8 bytes each)
+E. per user pair, in place: explode the tails to (pair = u·2^31 + v, i) and collect C_uv with a
+   window over (pair, u), which the partitioning by u already satisfies (no shuffle of T1 rows) and
+   which sorts on the single long pair first. |C_uv| is computed once per pair, and only pairs with
+   |C_uv| >= 2 (the ones that contribute) go on.
 F. c_uv = w_u w_v / (alpha2 + |C_uv|) with w by broadcast join (16 bytes a user), then the item pairs
    i < j of C_uv with c_uv (T2 rows, generated where the pair already is: no shuffle).
 G. group by (i, j) with map-side combine: score = Σ c_uv; the count m = C(n_common, 2).
@@ -191,15 +192,13 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     by_item = (member.groupBy("i").agg(F.sort_array(F.transform(candidates, lambda s: s["u"])).alias("users"))
                .where(F.size("users") >= 2))
 
-    # D + E. T1 as packed user pairs spread by pair; C_uv in one pass over pair-sorted rows.
+    # D + E. T1 shipped as tails partitioned by their head user; C_uv per packed pair, in place.
     t1 = (_heads_and_tails(by_item, "users", "u", "tail").repartition(partitions, "u")
           .select("u", "i", F.explode("tail").alias("v"))
-          .select(F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i")
-          .repartition(partitions, "pair"))
-    common = (t1.withColumn("common", F.collect_list("i").over(Window.partitionBy("pair")))
+          .select("u", F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i"))
+    common = (t1.withColumn("common", F.collect_list("i").over(Window.partitionBy("pair", "u")))
               .where((F.col("i") == F.element_at("common", 1)) & (F.size("common") >= 2))
-              .select(F.shiftright("pair", _PAIR_SHIFT).alias("u"),
-                      F.col("pair").bitwiseAND(F.lit(_LOW_MASK)).alias("v"), "common"))
+              .select("u", F.col("pair").bitwiseAND(F.lit(_LOW_MASK)).alias("v"), "common"))
 
     # F. weigh each contributing user pair once, then its item pairs.
     wu = F.broadcast(weights.withColumnRenamed("w", "w_u"))
