@@ -33,7 +33,8 @@ def measure(backend: LoaderBackend, files, columns, args, device: torch.device) 
     start = time.perf_counter()
     rows = 0
     for batch in on_device(make_batches(backend, files, columns, batch_size=args.batch_size, shuffle=True, seed=0,
-                                        shuffle_buffer=args.shuffle_buffer, workers=args.workers), device):
+                                        shuffle_buffer=args.shuffle_buffer, workers=args.workers,
+                                        pin_memory=device.type == "cuda"), device):
         rows += len(batch["user_node"])
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -49,7 +50,9 @@ def main() -> None:
     p.add_argument("--row-group", type=int, default=65_536, help="synthetic Parquet row-group size")
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--shuffle-buffer", type=int, default=65_536)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="reader decode threads")
+    p.add_argument("--backends", default=",".join(b.value for b in LoaderBackend),
+                   help="comma-separated backends to measure")
     p.add_argument("--repeats", type=int, default=3, help="passes per backend (the best is reported)")
     p.add_argument("--device", default="cpu", help="copy batches to this device too (cpu: no copy)")
     args = p.parse_args()
@@ -71,7 +74,7 @@ def main() -> None:
         device = torch.device(args.device)
         size_mb = sum(_file_bytes(f.uri) for f in files) / 1e6
         print(f"{'backend':<10} {'best s':>8} {'rows/s':>12} {'MB/s':>8}  (Parquet on disk: {size_mb:.1f} MB)")
-        for backend in LoaderBackend:
+        for backend in [LoaderBackend(b) for b in args.backends.split(",")]:
             times = []
             for _ in range(args.repeats):
                 seconds, n = measure(backend, files, columns, args, device)

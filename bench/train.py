@@ -8,6 +8,10 @@ first. Steady state: the first --warmup steps are timed separately and excluded 
     source .grec/env.sh
     python bench/train.py --rows 100000 --batch-size 1024 --threads 1
     python bench/train.py --rows 2000000 --batch-size 16384 --device cuda --loader arrow
+    python bench/train.py --rows 1000000 --batch-size 16384 --device cuda --max-steps 40 --profile prof/
+
+--profile DIR records the run with torch.profiler (CPU and CUDA activity), writes a Chrome trace
+to DIR/trace.json and prints the operators that took most device and host time: where a step goes.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ def main() -> None:
     p.add_argument("--device", type=DeviceKind, default=DeviceKind.AUTO, choices=list(DeviceKind))
     p.add_argument("--max-steps", type=int, help="steps to time (default: one epoch)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=TrainConfig().data.workers, help="reader decode threads")
+    p.add_argument("--profile", metavar="DIR", help="record a torch.profiler trace into DIR")
     p.add_argument("--fixed-weights", action="store_true", help="fixed loss weights instead of GradNorm")
     p.add_argument("--no-amp", action="store_true")
     args = p.parse_args()
@@ -50,7 +56,7 @@ def main() -> None:
             print(f"synthetic lake: {args.rows:,} rows, k={args.k}, written in {time.perf_counter() - t0:.1f} s")
         cfg = TrainConfig()
         cfg.data.lake, cfg.data.version, cfg.data.loader = root, args.version, args.loader
-        cfg.data.batch_size = args.batch_size
+        cfg.data.batch_size, cfg.data.workers = args.batch_size, args.workers
         cfg.run.out, cfg.run.progress, cfg.run.checkpoint = str(Path(tmp) / "out"), False, False
         cfg.run.device, cfg.run.max_steps, cfg.run.threads = args.device, args.max_steps, args.threads
         cfg.run.amp = not args.no_amp
@@ -58,11 +64,11 @@ def main() -> None:
             cfg.optim.loss_weighting = LossWeighting.FIXED
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        r = fit(cfg)
+        r = profiled(fit, cfg, args.profile) if args.profile else fit(cfg)
         steps = len(r.log)
         print(f"device {r.device}, loader {args.loader.value}, batch {args.batch_size}, steps {steps}, "
               f"loss weighting {cfg.optim.loss_weighting.value}, amp {cfg.run.amp and r.device.startswith('cuda')}, "
-              f"torch threads {torch.get_num_threads()}")
+              f"torch threads {torch.get_num_threads()}, reader workers {args.workers}")
         print(f"train: {r.examples_per_s:,.0f} examples/s over {r.train_seconds:.2f} s "
               f"({r.train_seconds / max(steps, 1) * 1000:.1f} ms/step)")
         print(f"loader wait: {r.loader_seconds:.2f} s = {100 * r.loader_seconds / r.train_seconds:.1f}% of training time")
@@ -70,6 +76,23 @@ def main() -> None:
         if r.device.startswith("cuda"):
             print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
         print(r.metrics.to_string(index=False))
+
+
+def profiled(run, cfg: TrainConfig, out_dir: str):
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        result = run(cfg)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(Path(out_dir) / "trace.json"))
+    table = prof.key_averages()
+    if torch.cuda.is_available():
+        print("top operators by device time:")
+        print(table.table(sort_by="self_device_time_total", row_limit=15))
+    print("top operators by host time:")
+    print(table.table(sort_by="self_cpu_time_total", row_limit=15))
+    return result
 
 
 if __name__ == "__main__":

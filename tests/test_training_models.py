@@ -99,6 +99,40 @@ def test_lightgcn_subsample_is_rescaled_by_degree_over_sample_size():
     torch.testing.assert_close(z.double(), reference, rtol=1e-5, atol=1e-6)
 
 
+def test_lightgcn_excluded_target_edge_is_as_if_absent_from_the_sample():
+    nodes = node_table(1)
+    ni = NodeInput(nodes.features, USER_W, id_dim=4, feature_dim=3)
+    enc = SampledLightGCN(nodes.degree)
+    deg = adjacency().sum(1)
+    x = dense_inputs(ni)
+    # Node 0's list holds its target 5; node 6's target 4 is not in its list (nothing to drop).
+    with_target = {0: [5, 3], 6: [1, 2, 5]}
+    without = {0: [3], 6: [1, 2, 5]}
+    rows = sorted(with_target)
+    ids, count = padded_lists(with_target, k=4)
+    masked = enc(x[rows].float(), Neighbours(ids, count, deg[rows].float(), torch.tensor([5, 4])), ni)
+    ids2, count2 = padded_lists(without, k=4)
+    plain = enc(x[rows].float(), Neighbours(ids2, count2, deg[rows].float()), ni)
+    torch.testing.assert_close(masked, plain)
+    # by hand for node 0: deg 3, one neighbour left (3, deg 3): e1 = 3/1 * x_3 / sqrt(3*3) = x_3
+    torch.testing.assert_close(masked[0].double(), (x[0] + x[3]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_batches_mask_each_examples_own_edge_on_both_sides():
+    cols = {"user_node": torch.tensor([0, 1]), "item_node": torch.tensor([7, 8]), "day": torch.tensor([1, 1]),
+            "domain_id": torch.tensor([0, 0]), "user_features": torch.zeros(2, 1), "item_features": torch.zeros(2, 1),
+            "like": torch.tensor([1, 0]),
+            "user_nbr_ids": torch.tensor([[7, 9, 0], [9, 8, 0]]), "user_nbr_count": torch.tensor([2, 2]),
+            "item_nbr_ids": torch.tensor([[2, 0, 3], [1, 0, 0]]), "item_nbr_count": torch.tensor([3, 1]),
+            "user_degree": torch.tensor([2, 2]), "item_degree": torch.tensor([3, 1])}
+    b = ExampleBatch.from_columns(cols, ["like"])
+    assert b.user.mask().tolist() == [[0, 1, 0], [1, 0, 0]]
+    # item 7's list holds user 0 (position 1, a real entry): dropped; item 8's only neighbour is user 1
+    assert b.item.mask().tolist() == [[1, 0, 1], [0, 0, 0]]
+    leaky = ExampleBatch.from_columns(cols, ["like"], mask_target_edge=False)
+    assert leaky.user.mask().tolist() == [[1, 1, 0], [1, 1, 0]]
+
+
 def test_lightgcn_node_without_neighbours_keeps_half_its_input():
     nodes = node_table()
     ni = NodeInput(nodes.features, USER_W, id_dim=4, feature_dim=3)

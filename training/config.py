@@ -83,9 +83,11 @@ class DataConfig:
     batch_size: int = param(1024, "training examples per step (per rank)")
     eval_batch_size: int = param(8192, "examples per evaluation batch")
     shuffle_buffer: int = param(65536, "rows mixed by the shuffling buffer (0: no row shuffling)")
-    workers: int = param(2, "reader threads (petastorm) / read-ahead row groups (arrow)")
+    workers: int = param(2, "reader threads: row groups decoded in parallel")
     train_split: str = param("train", "value of the split partition used for training")
     eval_split: str = param("eval", "value of the split partition evaluated day by day")
+    mask_target_edge: bool = param(True, "leave each example's own user-item edge out of its neighbour lists "
+                                         "(off: the target-edge leak of training rows stays in)")
 
 
 @dataclass

@@ -169,7 +169,8 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     for epoch in range(start_epoch, cfg.run.epochs):
         batches = make_batches(cfg.data.loader, train_files, columns, batch_size=cfg.data.batch_size, shuffle=True,
                                seed=epoch_seed(cfg.run.seed, epoch), rank=ctx.rank, world=ctx.world,
-                               shuffle_buffer=cfg.data.shuffle_buffer, workers=cfg.data.workers, drop_last=True)
+                               shuffle_buffer=cfg.data.shuffle_buffer, workers=cfg.data.workers, drop_last=True,
+                               pin_memory=device.type == "cuda")
         per_rank = sum(f.rows for f in train_files) // ctx.world
         bar = tqdm(total=per_rank if cfg.run.max_steps is None else min(per_rank, cfg.run.max_steps *
                                                                           cfg.data.batch_size),
@@ -231,7 +232,7 @@ def train_epoch(trained: nn.Module, model: RankingModel, balance: LossBalance,
         loader_s += time.perf_counter() - t0
         if cols is None:
             break
-        batch = ExampleBatch.from_columns(cols, tasks)
+        batch = ExampleBatch.from_columns(cols, tasks, cfg.data.mask_target_edge)
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=amp):
             out = trained(batch)
         total, row = balance(out, model, ctx)
@@ -263,10 +264,11 @@ def predict_split(model: nn.Module, files, columns: Sequence[str], tasks: Sequen
     model.eval()
     parts: list[tuple[torch.Tensor, ...]] = []
     batches = make_batches(cfg.data.loader, files, columns, batch_size=cfg.data.eval_batch_size, shuffle=False,
-                           seed=0, rank=ctx.rank, world=ctx.world, workers=cfg.data.workers)
+                           seed=0, rank=ctx.rank, world=ctx.world, workers=cfg.data.workers,
+                           pin_memory=device.type == "cuda")
     with torch.inference_mode():
         for cols in on_device(batches, device):
-            batch = ExampleBatch.from_columns(cols, tasks)
+            batch = ExampleBatch.from_columns(cols, tasks, cfg.data.mask_target_edge)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(batch).logits
             parts.append((torch.sigmoid(logits.float()), batch.labels, batch.user_node, batch.day))

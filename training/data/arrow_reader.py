@@ -4,11 +4,15 @@ Small tables (nodes, the run manifest) are read whole with `read_files`, partiti
 from the snapshot's add actions. Training data streams through `ArrowExampleReader`: every rank
 plans the same (seeded, optionally shuffled) order of row groups and takes one contiguous, balanced
 range of its rows, so each example is read exactly once per epoch across ranks.
+
+Throughput: `workers` threads decode row groups in parallel (in order), and a background thread
+re-batches, shuffles and (for a GPU) pins the batches, so the training loop only issues copies.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -18,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from training.data.arrow_columns import table_to_numpy
-from training.data.batching import prefetch, rebatch
+from training.data.batching import ordered_map, pinned, prefetch, rebatch
 from training.data.snapshot import DataFile, Snapshot
 
 
@@ -78,28 +82,35 @@ class ArrowExampleReader:
 
     def __init__(self, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int,
                  shuffle: bool, seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0,
-                 read_ahead: int = 2, drop_last: bool = False, groups: Optional[Sequence[RowGroup]] = None):
+                 workers: int = 2, drop_last: bool = False, pin_memory: bool = False,
+                 groups: Optional[Sequence[RowGroup]] = None):
         self.columns = list(columns)
         self.batch_size = batch_size
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world = rank, world
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
-        self.read_ahead = read_ahead
+        self.workers = max(1, workers)
         self.drop_last = drop_last
+        self.pin_memory = pin_memory
         self.groups = list(groups) if groups is not None else plan_row_groups(files)
 
     def _chunks(self) -> Iterator[dict[str, np.ndarray]]:
         order = list(self.groups)
         if self.shuffle:
             random.Random(self.seed).shuffle(order)  # same seed on every rank: one global order
-        current_uri, handle = None, None
-        for g, start, stop in shard_slices(order, self.rank, self.world):
-            if g.uri != current_uri:
-                current_uri, handle = g.uri, _open(g.uri)
-            table = handle.read_row_group(g.index, columns=self.columns).slice(start, stop - start)
-            yield table_to_numpy(table, self.columns, f"{g.uri} row group {g.index}")
+        return ordered_map(partial(_read_slice, columns=self.columns), shard_slices(order, self.rank, self.world), self.workers)
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng(self.seed) if self.shuffle else None
+        out = rebatch(self._chunks(), self.batch_size, shuffle_buffer=self.shuffle_buffer, rng=rng,
+                      drop_last=self.drop_last)
+        return pinned(out) if self.pin_memory else out
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        rng = np.random.default_rng(self.seed) if self.shuffle else None
-        yield from rebatch(prefetch(self._chunks(), self.read_ahead), self.batch_size,
-                           shuffle_buffer=self.shuffle_buffer, rng=rng, drop_last=self.drop_last)
+        yield from prefetch(self._batches(), 2)
+
+
+def _read_slice(piece: tuple[RowGroup, int, int], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    g, start, stop = piece
+    table = _open(g.uri).read_row_group(g.index, columns=columns).slice(start, stop - start)
+    return table_to_numpy(table, columns, f"{g.uri} row group {g.index}")

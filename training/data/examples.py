@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 
@@ -56,11 +56,30 @@ def count_domains(snapshot: Snapshot) -> int:
 
 @dataclass
 class Neighbours:
-    """A node's sampled 1-hop list: ids padded to k, how many are real, and its full-graph degree."""
+    """A node's sampled 1-hop list: ids padded to k, how many are real, and its full-graph degree.
+
+    `exclude` (B,) names one neighbour per row to leave out of message passing: the other end of the
+    example's own (user, item) pair. The graph holds every positive before the cutoff, so a training
+    impression's positive edge is in its user's and item's lists while an evaluation impression's
+    never is; left in, the encoder reads the training label off the graph (target-edge leakage, the
+    reason link-prediction training removes target edges). Full-graph degrees are kept as stored.
+    """
 
     ids: torch.Tensor     # (B, k) long
     count: torch.Tensor   # (B,) long
     degree: torch.Tensor  # (B,) float
+    exclude: Optional[torch.Tensor] = None  # (B,) long
+
+    def mask(self) -> torch.Tensor:
+        """(B, k) 1.0 on the neighbours that pass messages, 0.0 on padding and on `exclude`.
+
+        Padding is masked by count, not by id: PAD_NODE is a real node id.
+        """
+        k = self.ids.shape[1]
+        keep = torch.arange(k, device=self.ids.device)[None, :] < self.count[:, None]
+        if self.exclude is not None:
+            keep &= self.ids != self.exclude[:, None]
+        return keep.float()
 
 
 @dataclass
@@ -80,14 +99,19 @@ class ExampleBatch:
         return self.user_node.shape[0]
 
     @classmethod
-    def from_columns(cls, cols: Mapping[str, torch.Tensor], tasks: Sequence[str]) -> "ExampleBatch":
-        def side(s: str) -> Neighbours:
+    def from_columns(cls, cols: Mapping[str, torch.Tensor], tasks: Sequence[str],
+                     mask_target_edge: bool = True) -> "ExampleBatch":
+        """A batch from loader columns; `mask_target_edge` leaves each example's own (user, item) edge
+        out of both nodes' neighbour lists (see `Neighbours`)."""
+        user_node, item_node = cols["user_node"].long(), cols["item_node"].long()
+
+        def side(s: str, other: torch.Tensor) -> Neighbours:
             return Neighbours(cols[f"{s}_nbr_ids"].long(), cols[f"{s}_nbr_count"].long(),
-                              cols[f"{s}_degree"].float())
+                              cols[f"{s}_degree"].float(), other if mask_target_edge else None)
 
         return cls(
-            user_node=cols["user_node"].long(), item_node=cols["item_node"].long(),
+            user_node=user_node, item_node=item_node,
             day=cols["day"].long(), domain_id=cols["domain_id"].long(),
             user_features=cols["user_features"].float(), item_features=cols["item_features"].float(),
             labels=torch.stack([cols[t].float() for t in tasks], dim=1),
-            user=side("user"), item=side("item"))
+            user=side("user", item_node), item=side("item", user_node))

@@ -71,10 +71,14 @@ def split_files(snapshot: Snapshot, split: str) -> list[DataFile]:
 
 def make_batches(backend: LoaderBackend, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int,
                  shuffle: bool, seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0,
-                 workers: int = 2, drop_last: bool = False) -> Iterable[dict[str, torch.Tensor]]:
-    """One epoch of `files` as CPU tensor batches, this rank's share only."""
+                 workers: int = 2, drop_last: bool = False,
+                 pin_memory: bool = False) -> Iterable[dict[str, torch.Tensor]]:
+    """One epoch of `files` as CPU tensor batches, this rank's share only.
+
+    `pin_memory` (for a CUDA device) has the arrow backend pin batches in its background thread.
+    """
     common = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world,
                   shuffle_buffer=shuffle_buffer, drop_last=drop_last)
     if backend is LoaderBackend.PETASTORM:
         return PetastormExampleReader(files, columns, workers=workers, **common)
-    return ArrowExampleReader(files, columns, read_ahead=workers, **common)
+    return ArrowExampleReader(files, columns, workers=workers, pin_memory=pin_memory, **common)

@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from schemas.runs import parse_utc
+
 # Reader features that leave "the add actions' files, partition values restored" equal to the
 # table's rows. deletionVectors is checked separately: allowed only while no file carries one.
 RAW_READABLE_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck", "checkpointProtection",
@@ -118,11 +120,9 @@ def resolve_snapshot(root: str, table: str, *, version: Optional[int] = None,
 def _load_as_of(dt, table: str, uri: str, timestamp: str | datetime) -> None:
     """Time travel to the last version committed at or before `timestamp` (naive times are UTC)."""
     try:
-        when = datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp
+        when = parse_utc(timestamp)
     except ValueError as e:
         raise SnapshotError(f"timestamp {timestamp!r} is not ISO 8601 (e.g. 2024-05-01T12:00:00Z)") from e
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     # delta-rs falls back to the first version for times before it; Delta's rule is an error.
     commits = [h for h in dt.history() if h.get("timestamp") is not None]
     first = min(commits, key=lambda h: h["timestamp"]) if commits else None

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from training.data.examples import Neighbours
-from training.models.lightgcn import sample_mask
 from training.models.node_input import NodeInput
 
 
@@ -23,8 +22,8 @@ class SampledGraphSAGE(nn.Module):
         self.combine = nn.Linear(2 * dim, dim)
 
     def forward(self, x: torch.Tensor, nbr: Neighbours, node_input: NodeInput) -> torch.Tensor:
-        mask = sample_mask(nbr)
-        mean_weights = mask / nbr.count.clamp_min(1).float()[:, None]
+        mask = nbr.mask()
+        mean_weights = mask / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
         h = node_input.aggregate(nbr.ids, mean_weights).to(x.dtype)
         return self.combine(torch.cat([x, h], dim=-1))
 

@@ -8,12 +8,6 @@ from training.data.examples import Neighbours
 from training.models.node_input import NodeInput
 
 
-def sample_mask(nbr: Neighbours) -> torch.Tensor:
-    """(B, k) 1.0 on the real neighbours, 0.0 on padding (PAD_NODE is a real node id, so mask by count)."""
-    k = nbr.ids.shape[1]
-    return (torch.arange(k, device=nbr.ids.device)[None, :] < nbr.count[:, None]).float()
-
-
 class SampledLightGCN(nn.Module):
     """LightGCN (He et al., SIGIR 2020) over an example's importance-sampled 1-hop lists, K = 1.
 
@@ -22,7 +16,8 @@ class SampledLightGCN(nn.Module):
 
     No weights, no nonlinearity. deg are full-graph degrees: deg(v) comes with the example, deg(x)
     from `node_degree` (gold.nodes.degree, a buffer); the deg(v)/|S(v)| factor turns the sample sum
-    into an estimate of the full-neighbourhood sum. A node without neighbours gets e^(1) = 0.
+    into an estimate of the full-neighbourhood sum. S(v) is the sampled list less the example's own
+    target edge (`Neighbours.exclude`). A node without neighbours gets e^(1) = 0.
     """
 
     def __init__(self, node_degree: torch.Tensor):
@@ -32,8 +27,9 @@ class SampledLightGCN(nn.Module):
     def neighbour_weights(self, nbr: Neighbours) -> torch.Tensor:
         deg_v = nbr.degree.float().clamp_min(1.0)[:, None]
         deg_x = self.node_degree[nbr.ids].clamp_min(1.0)
-        scale = deg_v / nbr.count.clamp_min(1).float()[:, None]
-        return sample_mask(nbr) * torch.rsqrt(deg_v * deg_x) * scale
+        mask = nbr.mask()
+        scale = deg_v / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return mask * torch.rsqrt(deg_v * deg_x) * scale
 
     def forward(self, x: torch.Tensor, nbr: Neighbours, node_input: NodeInput) -> torch.Tensor:
         e1 = node_input.aggregate(nbr.ids, self.neighbour_weights(nbr))
