@@ -57,7 +57,7 @@ def read_training_graph(files: Sequence[DataFile], task: str, num_nodes: int, wo
     count = np.zeros(num_nodes, dtype=np.int64)
     seen = np.zeros(num_nodes, dtype=bool)
     pairs, items = [], []
-    for batch in ArrowExampleReader(files, columns, batch_size=READ_BATCH, shuffle=False, seed=0, read_ahead=workers):
+    for batch in ArrowExampleReader(files, columns, batch_size=READ_BATCH, shuffle=False, seed=0, workers=workers):
         for side in ("user", "item"):
             nodes = batch[f"{side}_node"].numpy()
             lists = batch[f"{side}_nbr_ids"].numpy()
