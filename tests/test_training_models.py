@@ -181,6 +181,15 @@ def test_block_attention_is_residual_over_projected_tokens():
     torch.testing.assert_close(att(blocks), expected)
 
 
+def test_block_attention_equals_torch_multihead_attention():
+    torch.manual_seed(3)
+    att = BlockAttention([2, 3, 4], dim=8, heads=4)
+    blocks = [torch.randn(6, 2), torch.randn(6, 3), torch.randn(6, 4)]
+    tokens = torch.stack([p(b) for p, b in zip(att.project, blocks)], dim=1)
+    reference, _ = att.attention(tokens, tokens, tokens, need_weights=False)
+    torch.testing.assert_close(att(blocks), (tokens + reference).flatten(1), rtol=1e-5, atol=1e-6)
+
+
 def test_two_level_fusion_widths_and_bottom_only():
     widths = [4, 3, 5]
     blocks = [torch.randn(2, w) for w in widths]

@@ -166,10 +166,16 @@ def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path
                       snapshot)
 
 
+def comparison_paths(out: Path) -> dict[str, Path]:
+    """Where a comparison's outputs live under `out` (see the module doc): parquet (per day),
+    markdown, plot, seeds (per seed) and timing."""
+    return {"parquet": out / "comparison.parquet", "markdown": out / "comparison.md", "plot": out / "auc_by_day.png",
+            "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet"}
+
+
 def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"parquet": out / "comparison.parquet", "markdown": out / "comparison.md", "plot": out / "auc_by_day.png",
-             "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet"}
+    paths = comparison_paths(out)
     result.days.to_parquet(paths["parquet"], index=False)
     result.per_seed.to_parquet(paths["seeds"], index=False)
     result.timing.to_parquet(paths["timing"], index=False)

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.metrics import METRIC_COLUMNS, to_markdown
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METRICS_SCHEMA = pa.schema([("model", pa.string()), ("task", pa.string()), ("date", pa.date32()),
                             ("auc", pa.float64()), ("gauc", pa.float64()), ("logloss", pa.float64()),
@@ -30,15 +33,22 @@ def write_metrics(metrics: pd.DataFrame, out_dir: str | os.PathLike, title: str 
 
 
 def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike, spread: Optional[str] = None) -> None:
-    """One panel per task, one line per model; n/a days are gaps; `spread` names a column of
-    error-bar half-widths (e.g. the std over seeds)."""
-    import matplotlib
+    """Save `auc_by_day_figure(metrics, spread)` as an image at `path`."""
+    auc_by_day_figure(metrics, spread).savefig(path, dpi=100)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def auc_by_day_figure(metrics: pd.DataFrame, spread: Optional[str] = None) -> "Figure":
+    """One panel per task, one line per model; n/a days are gaps; `spread` names a column of
+    error-bar half-widths (e.g. the std over seeds).
+
+    A bare matplotlib Figure, outside pyplot: no backend is switched and nothing stays open, so a
+    notebook can display it and a training run can save it alike.
+    """
+    from matplotlib.figure import Figure
 
     tasks = sorted(metrics["task"].unique())
-    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5 * max(1, len(tasks)), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * max(1, len(tasks)), 3.5))
+    axes = fig.subplots(1, max(1, len(tasks)), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for model, rows in metrics[metrics["task"] == task].sort_values("date").groupby("model"):
             if spread is None:
@@ -52,5 +62,4 @@ def plot_auc_by_day(metrics: pd.DataFrame, path: str | os.PathLike, spread: Opti
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from training.data.arrow_columns import table_to_numpy
-from training.data.batching import ordered_map, pinned, prefetch, rebatch
+from training.data.batching import ordered_map, prefetch, rebatch
 from training.data.snapshot import DataFile, Snapshot
 
 
@@ -102,9 +102,8 @@ class ArrowExampleReader:
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng(self.seed) if self.shuffle else None
-        out = rebatch(self._chunks(), self.batch_size, shuffle_buffer=self.shuffle_buffer, rng=rng,
-                      drop_last=self.drop_last)
-        return pinned(out) if self.pin_memory else out
+        return rebatch(self._chunks(), self.batch_size, shuffle_buffer=self.shuffle_buffer, rng=rng,
+                       drop_last=self.drop_last, pin_memory=self.pin_memory)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         yield from prefetch(self._batches(), 2)

@@ -85,18 +85,15 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                 f.cancel()
 
 
-def pinned(batches: Iterable[Mapping[str, torch.Tensor]]) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches copied into page-locked memory, so the device copy can be asynchronous."""
-    for batch in batches:
-        yield {k: v.pin_memory() for k, v in batch.items()}
-
-
 def rebatch(chunks: Iterable[Mapping[str, np.ndarray]], batch_size: int, *, shuffle_buffer: int = 0,
-            rng: Optional[np.random.Generator] = None, drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+            rng: Optional[np.random.Generator] = None, drop_last: bool = False,
+            pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Cut chunks of any length into batches of exactly `batch_size` rows (the last may be short).
 
-    With a shuffle buffer, rows are gathered until at least `shuffle_buffer` are pending, permuted
-    together, and cut; so rows mix across row groups, not only within one.
+    With a shuffle buffer, rows are gathered until at least `shuffle_buffer` are pending and batches
+    are drawn from a permutation of all of them; so rows mix across row groups, not only within one.
+    Each batch is gathered straight from the buffer into its own tensor (page-locked with
+    `pin_memory`, ready for an asynchronous device copy): one copy per row, however it is shuffled.
     """
     threshold = max(batch_size, shuffle_buffer)
     pending: list[Mapping[str, np.ndarray]] = []
@@ -108,30 +105,43 @@ def rebatch(chunks: Iterable[Mapping[str, np.ndarray]], batch_size: int, *, shuf
         pending.append(chunk)
         pending_rows += n
         if pending_rows >= threshold:
-            buf = _concat(pending, rng if shuffle_buffer else None)
+            buf = _concat(pending)
+            order = rng.permutation(pending_rows) if shuffle_buffer and rng is not None else None
             full = pending_rows // batch_size * batch_size
-            yield from _cut(buf, 0, full, batch_size)
-            pending = [{k: v[full:] for k, v in buf.items()}] if full < pending_rows else []
+            yield from _cut(buf, order, full, batch_size, pin_memory)
+            if full < pending_rows:
+                rest = order[full:] if order is not None else slice(full, None)
+                pending = [{k: v[rest] for k, v in buf.items()}]
+            else:
+                pending = []
             pending_rows -= full
     if pending_rows:
-        buf = _concat(pending, rng if shuffle_buffer else None)
-        full = pending_rows // batch_size * batch_size
-        yield from _cut(buf, 0, full, batch_size)
-        if full < pending_rows and not drop_last:
-            yield from _cut(buf, full, pending_rows, pending_rows - full)
+        buf = _concat(pending)
+        order = rng.permutation(pending_rows) if shuffle_buffer and rng is not None else None
+        stop = pending_rows if not drop_last else pending_rows // batch_size * batch_size
+        yield from _cut(buf, order, stop, batch_size, pin_memory)
 
 
-def _concat(chunks: list[Mapping[str, np.ndarray]], rng: Optional[np.random.Generator]) -> dict[str, np.ndarray]:
-    buf = {k: np.concatenate([c[k] for c in chunks]) if len(chunks) > 1 else chunks[0][k] for k in chunks[0]}
-    if rng is not None:
-        perm = rng.permutation(len(next(iter(buf.values()))))
-        buf = {k: v[perm] for k, v in buf.items()}
-    return buf
+def _concat(chunks: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([c[k] for c in chunks]) if len(chunks) > 1 else chunks[0][k] for k in chunks[0]}
 
 
-def _cut(buf: Mapping[str, np.ndarray], start: int, stop: int, size: int) -> Iterator[dict[str, torch.Tensor]]:
-    for i in range(start, stop, size):
-        yield {k: torch.from_numpy(np.ascontiguousarray(v[i:i + size])) for k, v in buf.items()}
+def _cut(buf: Mapping[str, np.ndarray], order: Optional[np.ndarray], stop: int, size: int,
+         pin_memory: bool) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of rows [0, stop) of `buf` (in `order` when given); the last one may be short."""
+    source = {k: torch.from_numpy(v) for k, v in buf.items()}
+    index = torch.from_numpy(order) if order is not None else None
+    for i in range(0, stop, size):
+        n = min(size, stop - i)
+        batch = {}
+        for k, v in source.items():
+            out = torch.empty((n, *v.shape[1:]), dtype=v.dtype, pin_memory=pin_memory)
+            if index is not None:
+                torch.index_select(v, 0, index[i:i + n], out=out)
+            else:
+                out.copy_(v[i:i + n])
+            batch[k] = out
+        yield batch
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

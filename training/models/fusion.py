@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class GatedFusion(nn.Module):
@@ -21,18 +22,32 @@ class GatedFusion(nn.Module):
 
 class BlockAttention(nn.Module):
     """Upper level: each block projected to one width is a token; tokens' = tokens + MHA(tokens),
-    flattened (multi-head self-attention, Vaswani et al. 2017, with a residual connection)."""
+    flattened (multi-head self-attention, Vaswani et al. 2017, with a residual connection).
+
+    The attention is written out as batched matrix products over the few (3-4) tokens rather than
+    through `nn.MultiheadAttention`'s fused kernels: those tile long sequences, and at this length
+    their backward pass took half of an E2E-GRec step on the H100 (profile in the README). The
+    parameters are `nn.MultiheadAttention`'s, so the maths and checkpoints are unchanged.
+    """
 
     def __init__(self, widths: Sequence[int], dim: int, heads: int):
         super().__init__()
         self.project = nn.ModuleList(nn.Linear(w, dim) for w in widths)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.heads = heads
         self.out_dim = dim * len(widths)
 
     def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
-        tokens = torch.stack([p(b) for p, b in zip(self.project, blocks)], dim=1)  # (B, n_blocks, dim)
-        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return (tokens + attended).flatten(1)
+        tokens = torch.stack([p(b) for p, b in zip(self.project, blocks)], dim=1)  # (B, n, dim)
+        return (tokens + self._self_attention(tokens)).flatten(1)
+
+    def _self_attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, dim = x.shape
+        mha = self.attention
+        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).view(b, n, 3, self.heads, -1).unbind(2)
+        scores = torch.einsum("bnhd,bmhd->bhnm", q, k) * (q.shape[-1] ** -0.5)
+        mixed = torch.einsum("bhnm,bmhd->bnhd", scores.softmax(dim=-1), v).reshape(b, n, dim)
+        return mha.out_proj(mixed)
 
 
 class TwoLevelFusion(nn.Module):
