@@ -6,14 +6,20 @@ users = rows / 50 and items = rows / 200 (the source's default ratios), ids as l
 to Parquet first so generation is not timed.
 
     source .grec/env.sh
-    python bench/swing.py --sizes 1e5,1e6 --partitions 16
-    python bench/swing.py --sizes 1e7 --no-baseline --no-python
+    python bench/swing.py --sizes 1e5,1e6,1e7 --check
 
-Per run: wall time (computing and caching the whole result), task CPU time (all stages), T1 = Σ_i C(|S_i|, 2) (user pair, common
-item) triples after the caps, T1 per second, and the heaviest stage's slowest / median task run
-time (Spark REST API: stages of the run's job group). The scaling exponent is the least-squares
-slope of log(wall) on log(rows). The baseline is the textbook plan: self-join the positives on the
-item, group by user pair, explode every ordered common-item pair, sum.
+Per run: wall time (computing and caching the whole result), task CPU time of all its stages (the
+robust figure on a shared machine: wall and task run times stretch with the load of other
+processes), T1 = Σ_i C(|S_i|, 2) (user pair, common item) triples after the caps and T1 per wall
+second, and the heaviest stage's slowest / median task run time (Spark REST API, stages of the
+run's job group). Scaling exponents are least-squares slopes of log(wall) and log(CPU) on
+log(rows). The baseline is the textbook plan, with the same definition: self-join the sampled
+positives on the item, group by user pair, explode every ordered common-item pair, sum. It runs up
+to --baseline-max rows and is cancelled after --baseline-timeout seconds; a size it does not finish
+is reported as such, with the time its fitted exponent projects. The Python floor is a
+single-process, pair-centric dict implementation (at 10^5 only; excludes the collect). Each row also
+carries the machine's 1-minute load average before and after it: on a shared machine a load above
+the 2 cores of local[2] stretches wall times.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -53,6 +60,9 @@ class Figures:
     n_tasks: int = 0
     task_median_s: float = 0.0
     task_max_s: float = 0.0
+    cpu_skew: float = float("nan")
+    load_before: float = float("nan")
+    load_after: float = float("nan")
 
     @property
     def triples_per_s(self) -> float:
@@ -145,38 +155,61 @@ def _get(url: str):
         return json.load(r)
 
 
-def stage_figures(spark: SparkSession, group: str) -> tuple[float, int, float, float]:
-    """(task CPU s of all the group's stages, and tasks, median and max run time s of its heaviest stage).
+def stage_figures(spark: SparkSession, group: str) -> tuple[float, int, float, float, float]:
+    """Task CPU s of all the group's stages; its heaviest stage's tasks, median and max task run
+    time s, and max / median task CPU time.
 
     Task CPU time is the robust figure on a shared machine: wall and run times stretch with load.
     """
     base = spark.sparkContext.uiWebUrl
     if not base:
-        return 0.0, 0, 0.0, 0.0
+        return 0.0, 0, 0.0, 0.0, float("nan")
     app = f"{base}/api/v1/applications/{spark.sparkContext.applicationId}"
     stage_ids = {s for j in _get(f"{app}/jobs") if j.get("jobGroup") == group for s in j["stageIds"]}
     done = [a for sid in stage_ids for a in _get(f"{app}/stages/{sid}") if a["status"] == "COMPLETE"]
     if not done:
-        return 0.0, 0, 0.0, 0.0
+        return 0.0, 0, 0.0, 0.0, float("nan")
     cpu = sum(a["executorCpuTime"] for a in done) / 1e9
     best = max(done, key=lambda a: a["executorRunTime"])
     q = _get(f"{app}/stages/{best['stageId']}/{best['attemptId']}/taskSummary?quantiles=0.5,1.0")
     med, mx = q["executorRunTime"]
-    return cpu, best["numTasks"], med / 1000, mx / 1000
+    cpu_med, cpu_max = q["executorCpuTime"]
+    return cpu, best["numTasks"], med / 1000, mx / 1000, cpu_max / cpu_med if cpu_med else float("nan")
 
 
-def timed(spark: SparkSession, impl: str, rows: int, t1: int, build: Callable[[], DataFrame]) -> Figures:
-    """Compute and cache the whole result once (count of a persisted frame), timed."""
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(spark: SparkSession, impl: str, rows: int, t1: int, build: Callable[[], DataFrame],
+          timeout_s: Optional[float] = None) -> Optional[Figures]:
+    """Compute and cache the whole result once (count of a persisted frame), timed.
+
+    None when it ran past `timeout_s`: its jobs are cancelled then.
+    """
+    sc = spark.sparkContext
     group = f"{impl}-{rows}"
-    spark.sparkContext.setJobGroup(group, group)
+    timer = threading.Timer(timeout_s, sc.cancelJobGroup, args=(group,)) if timeout_s else None
+    load_before = load_average()
+    sc.setJobGroup(group, group)
     t0 = time.perf_counter()
     out = build().persist()
-    n_out = out.count()
-    wall = time.perf_counter() - t0
-    spark.sparkContext.setJobGroup("other", "other")
-    out.unpersist()
-    cpu, tasks, med, mx = stage_figures(spark, group)
-    return Figures(impl, rows, wall, cpu, t1, n_out, tasks, med, mx)
+    try:
+        if timer:
+            timer.start()
+        n_out = out.count()
+        wall = time.perf_counter() - t0
+    except Exception:
+        if timer and timer.finished.is_set():
+            return None
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+        sc.setJobGroup("other", "other")
+        out.unpersist()
+    cpu, tasks, med, mx, cpu_skew = stage_figures(spark, group)
+    return Figures(impl, rows, wall, cpu, t1, n_out, tasks, med, mx, cpu_skew, load_before, load_average())
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -200,50 +233,69 @@ def check_agreement(grec: DataFrame, other: DataFrame) -> float:
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1e5,1e6", help="positive rows per run, comma separated")
-    ap.add_argument("--partitions", type=int, default=16, help="spark.sql.shuffle.partitions")
+    ap.add_argument("--partitions", type=int, default=None,
+                    help="spark.sql.shuffle.partitions (default: max(16, rows / 40000), i.e. 250 at 10^7, "
+                         "so each task's sorts of its T1 rows stay in memory)")
     ap.add_argument("--baseline-max", type=float, default=1e6, help="largest size the baseline runs at")
+    ap.add_argument("--baseline-timeout", type=float, default=600.0,
+                    help="seconds after which a baseline run is cancelled and reported as not finished")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--no-python", action="store_true", help="skip the Python floor (run at 1e5 only)")
-    ap.add_argument("--check", action="store_true", help="check grec against the baseline (top_k off)")
+    ap.add_argument("--check", action="store_true",
+                    help="at sizes <= 10^5: check grec against the baseline with top_k off (max relative difference)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="where the generated Parquet goes (default: a temp dir)")
     args = ap.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    os.environ.setdefault("GREC_DRIVER_MEMORY", "6g")
-    spark = get_spark("grec-bench-swing", master="local[2]",
-                      conf={"spark.sql.shuffle.partitions": str(args.partitions),
-                            "spark.default.parallelism": str(args.partitions)})
+    # 4g, not more: on a shared 23 GB machine a bigger heap invites the kernel's OOM killer.
+    os.environ.setdefault("GREC_DRIVER_MEMORY", "4g")
+    spark = get_spark("grec-bench-swing", master="local[2]")
     params = SwingParams()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="grec-bench-swing-"))
-    print(f"local[2], shuffle partitions {args.partitions}, params {params}", flush=True)
+    print(f"local[2], driver memory {os.environ['GREC_DRIVER_MEMORY']}, params {params}", flush=True)
     results: list[Figures] = []
+    baseline_missing: dict[int, str] = {}
     try:
         for n in sizes:
             path = str(work / f"positives-{n}")
             write_positives(spark, n, args.seed, path)
             pos = spark.read.parquet(path)
+            partitions = args.partitions or max(16, n // 40_000)
+            spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
             t1 = pair_item_triples(pos, params)
-            print(f"rows {n:.0e}: T1 = {t1:,} pair-item triples", flush=True)
-            runs = [("grec", lambda: swing(pos, params))]
-            if not args.no_baseline and n <= args.baseline_max:
-                runs.append(("self-join", lambda: naive_swing(pos, params)))
-            for impl, build in runs:
-                f = timed(spark, impl, n, t1, build)
+            print(f"rows {n:.0e}: shuffle partitions {partitions}, T1 = {t1:,} pair-item triples", flush=True)
+            runs = [("grec", lambda: swing(pos, params), None)]
+            if args.no_baseline:
+                baseline_missing[n] = "--no-baseline"
+            elif n > args.baseline_max:
+                baseline_missing[n] = f"above --baseline-max {args.baseline_max:.0e}"
+            else:
+                runs.append(("self-join", lambda: naive_swing(pos, params), args.baseline_timeout))
+            for impl, build, timeout_s in runs:
+                f = timed(spark, impl, n, t1, build, timeout_s)
+                if f is None:
+                    baseline_missing[n] = f"cancelled after --baseline-timeout {timeout_s:.0f} s"
+                    print(f"| {impl} | {n:.0e} | not finished: {baseline_missing[n]} |", flush=True)
+                    continue
                 results.append(f)
                 print(_row(f), flush=True)
-            if args.check and not args.no_baseline and n <= args.baseline_max:
+            if n in baseline_missing:
+                print(f"  self-join not run at {n:.0e}: {baseline_missing[n]}", flush=True)
+            if args.check and n <= 100_000:
                 off = SwingParams(top_k=None)
-                print(f"  grec vs self-join, top_k off: max rel diff {check_agreement(swing(pos, off), naive_swing(pos, off)):.2e}")
+                diff = check_agreement(swing(pos, off), naive_swing(pos, off))
+                print(f"  grec vs self-join, top_k off: max rel diff {diff:.2e}")
             if not args.no_python and n <= 100_000:
-                rows = [tuple(r) for r in pos.select("user_id", "item_id", sample_key(params.seed, "item_id", "user_id"))
-                        .collect()]
-                t0 = time.perf_counter()
+                keyed = pos.select("user_id", "item_id", sample_key(params.seed, "item_id", "user_id"))
+                rows = [tuple(r) for r in keyed.collect()]
+                load_before, t0 = load_average(), time.perf_counter()
                 score = python_swing(rows, params)
                 wall = time.perf_counter() - t0
-                f = Figures("python", n, wall, wall, t1, 2 * len(score))
+                f = Figures("python", n, wall, wall, t1, 2 * len(score), load_before=load_before,
+                            load_after=load_average())
                 results.append(f)
                 print(_row(f) + "  (all pairs, no top_k; excludes collect)", flush=True)
-        print("\n" + _table(results))
+        print("\n" + _table(results, baseline_missing))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -251,21 +303,30 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 _HEAD = ("| impl | rows | wall s | task CPU s | T1 triples | T1/s (wall) | out rows | tasks | median task s | "
-         "max task s | max/median |")
+         "max task s | max/median run | max/median CPU | load before/after |")
 
 
 def _row(f: Figures) -> str:
     return (f"| {f.impl} | {f.rows:.0e} | {f.wall_s:.1f} | {f.cpu_s:.1f} | {f.t1:,} | {f.triples_per_s:,.0f} | "
-            f"{f.out_rows:,} | {f.n_tasks} | {f.task_median_s:.2f} | {f.task_max_s:.2f} | {f.skew:.2f} |")
+            f"{f.out_rows:,} | {f.n_tasks} | {f.task_median_s:.2f} | {f.task_max_s:.2f} | {f.skew:.2f} | "
+            f"{f.cpu_skew:.2f} | {f.load_before:.1f} / {f.load_after:.1f} |")
 
 
-def _table(results: list[Figures]) -> str:
-    lines = [_HEAD, "|" + "---|" * 11, *(_row(f) for f in results)]
+def _table(results: list[Figures], baseline_missing: dict[int, str]) -> str:
+    lines = [_HEAD, "|" + "---|" * 13, *(_row(f) for f in results)]
     for impl in sorted({f.impl for f in results}):
         fs = [f for f in results if f.impl == impl]
         if len(fs) >= 2:
-            lines.append(f"\n{impl}: wall ~ rows^{slope([f.rows for f in fs], [f.wall_s for f in fs]):.2f}, "
-                         f"~ T1^{slope([f.t1 for f in fs], [f.wall_s for f in fs]):.2f}")
+            rows = [f.rows for f in fs]
+            lines.append(f"\n{impl}: wall ~ rows^{slope(rows, [f.wall_s for f in fs]):.2f}, "
+                         f"task CPU ~ rows^{slope(rows, [f.cpu_s for f in fs]):.2f}, "
+                         f"T1 ~ rows^{slope(rows, [float(f.t1) for f in fs]):.2f}")
+    measured = [f for f in results if f.impl == "self-join"]
+    for n, why in sorted(baseline_missing.items()):
+        line = f"self-join at {n:.0e}: not run ({why})"
+        if len(measured) >= 2:
+            line += f"; projected {_project(measured, n):,.0f} s wall from its exponent"
+        lines.append(line)
     by = {(f.impl, f.rows): f for f in results}
     for (impl, n), f in sorted(by.items()):
         if impl == "self-join" and ("grec", n) in by:
@@ -273,6 +334,14 @@ def _table(results: list[Figures]) -> str:
             lines.append(f"speed-up over the self-join at {n:.0e}: {f.wall_s / g.wall_s:.1f}x wall, "
                          f"{f.cpu_s / g.cpu_s:.1f}x task CPU")
     return "\n".join(lines)
+
+
+def _project(fs: list[Figures], rows: int) -> float:
+    """Wall time at `rows` on the least-squares line through log(wall) ~ log(rows) of `fs`."""
+    b = slope([f.rows for f in fs], [f.wall_s for f in fs])
+    lx = sum(math.log(f.rows) for f in fs) / len(fs)
+    ly = sum(math.log(f.wall_s) for f in fs) / len(fs)
+    return math.exp(ly + b * (math.log(rows) - lx))
 
 
 if __name__ == "__main__":

@@ -129,6 +129,23 @@ class Lake:
         detail = DeltaTable.forPath(spark, self.path(table)).detail().select("properties").first()
         return dict(detail[0] or {})
 
+    def history(self, spark: SparkSession, table: str | TableSchema) -> DataFrame:
+        """The table's Delta commits, newest first: (version, timestamp, operation, run_id, stage, rows).
+
+        run_id and stage come from the commit's userMetadata (set by `write`; null for commits made
+        otherwise, such as the manifest's merges); rows is the commit's numOutputRows, null when the
+        operation reports none.
+        """
+        name = table.name if isinstance(table, TableSchema) else table
+        if not self.exists(spark, table):
+            raise LakeError(f"table {name} does not exist at {self.path(table)}: run the stage that writes it first")
+        return (DeltaTable.forPath(spark, self.path(table)).history()
+                .select("version", "timestamp", "operation",
+                        F.get_json_object("userMetadata", "$.run_id").alias("run_id"),
+                        F.get_json_object("userMetadata", "$.stage").alias("stage"),
+                        F.col("operationMetrics")["numOutputRows"].cast("long").alias("rows"))
+                .orderBy(F.col("version").desc()))
+
     # ---- plain files (reports) --------------------------------------------------------------
     def write_text(self, spark: SparkSession, uri: str, text: str) -> None:
         """Write a small text file through Hadoop's FileSystem, so any lake scheme works."""
@@ -138,6 +155,19 @@ class Lake:
         stream = fs.create(path, True)
         try:
             stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+    def read_text(self, spark: SparkSession, uri: str) -> str:
+        """Read a small text file (a report) through Hadoop's FileSystem, so any lake scheme works."""
+        jvm = spark._jvm
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        if not fs.exists(path):
+            raise LakeError(f"no file at {uri}")
+        stream = fs.open(path)
+        try:
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         finally:
             stream.close()
 
@@ -170,8 +200,8 @@ class StageRecord:
             "config": json.dumps(self.config, sort_keys=True, default=str),
             "inputs": json.dumps([asdict(t) for t in self.inputs]),
             "outputs": json.dumps([asdict(t) for t in self.outputs]),
-            "started_at": self.started_at.replace(tzinfo=None),
-            "finished_at": self.finished_at.replace(tzinfo=None) if self.finished_at else None,
+            # aware datetimes: pyspark reads a naive one as the driver's local time, not UTC
+            "started_at": self.started_at, "finished_at": self.finished_at,
             "duration_s": self.duration_s, "report": self.report, "message": self.message,
         }
 
@@ -183,7 +213,6 @@ class RunManifest:
         self.lake = lake
 
     def upsert(self, spark: SparkSession, record: StageRecord) -> None:
-        # Timestamps in the row are naive UTC; the session time zone is UTC (etl.session).
         df = spark.createDataFrame([record.row()], RUNS.spark_schema())
         path = self.lake.path(RUNS)
         if not DeltaTable.isDeltaTable(spark, path):
@@ -198,6 +227,23 @@ class RunManifest:
             raise LakeError(f"no run manifest at {self.lake.path(RUNS)}: no stage has run against this lake")
         df = self.lake.read(spark, RUNS)
         return df.where(F.col("run_id") == run_id) if run_id else df
+
+    def latest_run(self, spark: SparkSession, stage: Optional[str] = None, status: Optional[str] = None) -> str:
+        """The id of the run whose matching stage started last (any stage and status when not given).
+
+        E.g. `latest_run(spark, stage="graph", status="succeeded")` is the run whose graph a reader
+        of gold.nodes should pin.
+        """
+        rows = self.records(spark)
+        if stage is not None:
+            rows = rows.where(F.col("stage") == stage)
+        if status is not None:
+            rows = rows.where(F.col("status") == status)
+        last = rows.orderBy(F.col("started_at").desc(), F.col("run_id").desc()).select("run_id").first()
+        if last is None:
+            what = " ".join(x for x in (status, stage) if x)
+            raise LakeError(f"no run {'with a ' + what + ' stage ' if what else ''}in {self.lake.path(RUNS)}")
+        return last[0]
 
     def outputs_of(self, spark: SparkSession, run_id: str) -> dict[str, TableVersion]:
         """Table name -> version written by run `run_id` (succeeded stages only, latest stage wins)."""

@@ -1,8 +1,9 @@
 """SparkSession factory: Delta Lake enabled, JARs from the local cache, sensible local defaults.
 
-Under `spark-submit` (or in a notebook with a running Spark) the existing session is reused and
-only checked for Delta; otherwise a `local[*]` session is built from the JARs that
-`scripts/bootstrap.sh` fetched into `.grec/jars`. Spark never resolves packages at start-up.
+Under `spark-submit` (or in a notebook with a running Spark) the existing session is reused,
+checked for Delta and set to the UTC session time zone; otherwise a `local[*]` session is built
+from the JARs that `scripts/bootstrap.sh` fetched into `.grec/jars`. Spark never resolves packages
+at start-up.
 
     >>> from etl.session import get_spark
     >>> spark = get_spark("my-notebook")   # doctest: +SKIP
@@ -95,6 +96,9 @@ def get_spark(app_name: str = "grec", master: Optional[str] = None,
         active = SparkSession.builder.appName(app_name).getOrCreate()
     if active is not None:
         _check_delta(active)
+        # Dates are UTC dates (e.g. bronze.interactions' partition column); a session spark-submit
+        # built starts in the driver JVM's zone, which on a cluster is the driver machine's.
+        active.conf.set("spark.sql.session.timeZone", "UTC")
         for k, v in (conf or {}).items():
             if k.startswith("spark.sql."):
                 active.conf.set(k, v)

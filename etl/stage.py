@@ -23,8 +23,17 @@ from pyspark.sql import DataFrame, SparkSession
 
 from etl.checks.report import CheckReport, ExpectationOutcome
 from etl.checks.runner import validate
-from etl.lake import Lake, RunManifest, StageRecord, TableVersion
+from etl.lake import Lake, LakeError, RunManifest, StageRecord, TableVersion
 from schemas import Expectation, TableSchema
+
+
+def read_report(spark: SparkSession, lake: Lake, run_id: str, stage: str) -> CheckReport:
+    """The check report that stage `stage` of run `run_id` wrote (raises LakeError when there is none)."""
+    uri = lake.report_path(run_id, stage) + ".json"
+    try:
+        return CheckReport.from_json(lake.read_text(spark, uri))
+    except ValueError as e:
+        raise LakeError(f"{uri}: {e}") from None
 
 
 class StageFailed(RuntimeError):

@@ -57,6 +57,16 @@ class CheckReport:
                            "check_seconds": round(self.seconds, 3), "notes": self.notes,
                            "outcomes": [asdict(o) for o in self.outcomes]}, indent=2, default=str)
 
+    @classmethod
+    def from_json(cls, text: str) -> "CheckReport":
+        """The report `to_json` wrote (the derived `success` field is recomputed, not read)."""
+        d = json.loads(text)
+        missing = [k for k in ("run_id", "stage", "outcomes") if k not in d]
+        if missing:
+            raise ValueError(f"not a grec check report: keys {missing} missing (found {sorted(d)})")
+        return cls(run_id=d["run_id"], stage=d["stage"], outcomes=[ExpectationOutcome(**o) for o in d["outcomes"]],
+                   notes=d.get("notes", {}), seconds=float(d.get("check_seconds", 0.0)))
+
     def to_markdown(self) -> str:
         status = "PASSED" if self.success else f"FAILED ({len(self.failures)} of {len(self.outcomes)} expectations)"
         lines = [f"# grec check report: run {self.run_id}, stage {self.stage}", "", f"**{status}**, "

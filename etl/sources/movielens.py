@@ -189,6 +189,14 @@ def interactions_table(ratings: DataFrame, items: DataFrame) -> DataFrame:
                     F.lit("u.data").alias(SOURCE_COL)))
 
 
+def item_titles(spark: SparkSession, opts: MovieLensOptions = MovieLensOptions()) -> DataFrame:
+    """(item_id, title) from u.item, for people reading the lake (the tables keep ids only).
+
+    Titles only label results, so the files are not checked against the published sha256.
+    """
+    return _read(spark, locate(opts) / "u.item", _ITEMS, "|", "ISO-8859-1").select(ITEM_ID, "title")
+
+
 def load(spark: SparkSession, opts: MovieLensOptions) -> SourceData:
     folder = locate(opts)
     if not opts.no_verify:

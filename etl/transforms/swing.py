@@ -7,9 +7,10 @@ recomputes independently:
    positive with no user or no item links nothing).
 2. I_u = the items of u in P. Users with |I_u| outside [min_user_items, max_user_items] are dropped.
 3. Per-item sample: S_i = the `max_users_per_item` remaining users of item i with the smallest
-   (xxhash64(seed, item, user), user), where xxhash64 is Spark's `xxhash64` (seed 42) over the long
-   `seed` and the item and user ids *as typed in the input*. Reproducible outside grec:
-   ``F.xxhash64(F.lit(seed).cast("long"), item_col, user_col)``. No cap (None) keeps every user.
+   xxhash64(seed, item, user): Spark's `xxhash64` (seed 42) over the long `seed` and the item and
+   user ids *as typed in the input*, so it is reproducible outside grec as
+   ``F.xxhash64(F.lit(seed).cast("long"), item_col, user_col)``. A tie (a 64-bit hash collision
+   within one item) is broken by grec's internal user key. No cap (None) keeps every user.
 4. w_u = (alpha1 + |I_u|) ^ (-beta_user), with |I_u| measured *before* the sample (step 2): the sample
    decides which users represent a popular item, not how active a user is.
 5. C_uv = {k : u ∈ S_k and v ∈ S_k}, the common items *after* the sample, and
@@ -28,14 +29,20 @@ item pair) contributions, the work any exact method does):
 A. users and items get compact long keys below 2^31 (`etl.transforms.compact_keys`), so a user
    pair packs into one long and every heavy shuffle, sort and hash carries longs.
 B. group by user: distinct items, |I_u|, the activity filter, w_u.                  (shuffle of P)
-C. group by item: the sample S_i, as a sorted array of user keys.                   (shuffle of P)
+C. group by item: the sample S_i, as an array of user keys.                          (shuffle of P)
 D. T1: for each position of S_i, the head user u and the tail of users after it, hash-partitioned
    by u: each user pair travels once, as 8 bytes inside a tail, and a hot item's C(cap, 2) pairs
    spread over the partitions of its users instead of sitting in one task (no key of the heavy
-   work is an item; the tails' partitions are not coalesced).          (shuffle of T1 ids, 8 bytes each)
+   work is an item; the tails' partitions are not coalesced). S_i is ordered by (|I_u|, key), one
+   global order, so every pair is oriented the same way in every item and the *less active* user
+   leads it: a very active user leads only its pairs with even more active users, so no user's
+   partition collects the pair work of a hub (degree ordering, as in triangle counting).
+                                                                    (shuffle of T1 ids, 8 bytes each)
 E. per user pair, in place: explode the tails to (pair = u·2^31 + v, i) and collect C_uv with a
-   window over (pair, u), which the partitioning by u already satisfies (no shuffle of T1 rows) and
-   which sorts on the single long pair first. |C_uv| is computed once per pair, and only pairs with
+   window over (pair, u), which the partitioning by u already satisfies (no shuffle of T1 rows). The
+   T1 rows are first sorted on the single long pair, which Spark radix-sorts; the window's own sort
+   on (pair, u) then meets sorted input and is one linear pass (sorting on the two keys directly is
+   a comparison sort, about 4x the CPU). |C_uv| is computed once per pair, and only pairs with
    |C_uv| >= 2 (the ones that contribute) go on.
 F. c_uv = w_u w_v / (alpha2 + |C_uv|) with w by broadcast join (16 bytes a user), then the item pairs
    i < j of C_uv with c_uv (T2 rows, generated where the pair already is: no shuffle).
@@ -131,7 +138,10 @@ class SwingParams:
 
     @property
     def caps_off(self) -> bool:
-        """No cap can remove a pair: then every stored (i, j) has its (j, i) with the same score."""
+        """Neither the sample nor top_k is on: every stored (i, j) then has its (j, i).
+
+        (Scores are symmetric in every case; with top_k, one of the two items may not keep the pair.)
+        """
         return self.max_users_per_item is None and self.top_k is None
 
 
@@ -145,7 +155,7 @@ _PRESETS = {
 
 
 def sample_key(seed: int, item: Column | str, user: Column | str) -> Column:
-    """The per-item sample order of step 3: smaller keys are kept first (ties by user id)."""
+    """The per-item sample order of step 3: users with smaller keys are kept first."""
     return F.xxhash64(F.lit(int(seed)).cast("long"), item, user)
 
 
@@ -156,6 +166,10 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     Returns rows (item_id, neighbor_id, score, n_common_users, rank) with item_id and neighbor_id
     of the input's item id type, score double, n_common_users long, rank int. An input with no user
     pair sharing two items (empty, one user, all users filtered out) gives an empty frame.
+
+    The heavy user-pair stage runs on `spark.sql.shuffle.partitions` partitions, which AQE does not
+    coalesce (the stage's input is small, its work is not): raise it for big inputs, so that each
+    task's sorts of its T1 rows fit in memory (the benchmark uses 250 at 10^7 positives).
 
     Raises:
         ValueError: a column is missing (the message lists the columns found) or user_col == item_col.
@@ -183,19 +197,21 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     weights = by_user.select("u", F.pow(F.lit(params.alpha1) + F.col("n_items"),
                                         F.lit(-params.beta_user)).alias("w"))
 
-    # C. items: the seeded sample S_i as a sorted array of user keys.
-    member = (by_user.select("u", F.explode("its").alias("e"))
-              .select(F.col("e.i").alias("i"), F.struct(F.col("e.hs").alias("hs"), "u").alias("s")))
+    # C. items: the seeded sample S_i, ordered lightest user first (see D).
+    member = (by_user.select("u", "n_items", F.explode("its").alias("e"))
+              .select(F.col("e.i").alias("i"), F.struct(F.col("e.hs").alias("hs"), "u", "n_items").alias("s")))
     candidates = F.sort_array(F.collect_list("s"))
     if params.max_users_per_item is not None:
         candidates = F.slice(candidates, 1, params.max_users_per_item)
-    by_item = (member.groupBy("i").agg(F.sort_array(F.transform(candidates, lambda s: s["u"])).alias("users"))
+    lightest_first = F.sort_array(F.transform(candidates, lambda s: F.struct(s["n_items"], s["u"])))
+    by_item = (member.groupBy("i").agg(F.transform(lightest_first, lambda s: s["u"]).alias("users"))
                .where(F.size("users") >= 2))
 
     # D + E. T1 shipped as tails partitioned by their head user; C_uv per packed pair, in place.
     t1 = (_heads_and_tails(by_item, "users", "u", "tail").repartition(partitions, "u")
           .select("u", "i", F.explode("tail").alias("v"))
-          .select("u", F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i"))
+          .select("u", F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i")
+          .sortWithinPartitions("pair"))  # radix sort on one long; see E
     common = (t1.withColumn("common", F.collect_list("i").over(Window.partitionBy("pair", "u")))
               .where((F.col("i") == F.element_at("common", 1)) & (F.size("common") >= 2))
               .select("u", F.col("pair").bitwiseAND(F.lit(_LOW_MASK)).alias("v"), "common"))
