@@ -2,7 +2,8 @@
 
 - a failing check injected at each stage boundary stops the pipeline (exit code 2) with a report
   naming it, marks the stage failed in _runs, runs no later stage and leaves every table at its
-  version; re-running that run id without the fault then completes;
+  version; afterwards, re-running one failed run id without the fault completes (once, to keep the
+  module short) and etl.snapshot pins that run's tables from the manifest the stages wrote;
 - a stage process killed with SIGKILL while it writes leaves the last committed version readable,
   and re-running the same run id completes without duplicate rows or manifest entries.
 

@@ -48,7 +48,6 @@ class Raw:
         return out
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not (ML_DIR / "u.data").is_file(), reason=f"MovieLens-100K not found at {ML_DIR}")
 def test_movielens_100k_end_to_end(spark, lake, capsys):
     raw = Raw()
