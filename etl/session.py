@@ -124,6 +124,8 @@ def _launched_by_spark_submit() -> bool:
 
 
 def _check_delta(spark: SparkSession) -> None:
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return  # Databricks Runtime builds Delta in and does not list the open-source extension
     ext = spark.conf.get("spark.sql.extensions", "") or ""
     if DELTA_EXTENSION not in ext:
         raise SparkSetupError(
