@@ -8,7 +8,7 @@ to Parquet first so generation is not timed.
     source .grec/env.sh
     python bench/swing.py --sizes 1e5,1e6,1e7 --check
 
-Per run: wall time (computing and caching the whole result), task CPU time of all its stages (the
+Per run: wall time (computing every column of the whole result once), task CPU time of all its stages (the
 robust figure on a shared machine: wall and task run times stretch with the load of other
 processes), T1 = Σ_i C(|S_i|, 2) (user pair, common item) triples after the caps and T1 per wall
 second, and the heaviest stage's slowest / median task run time (Spark REST API, stages of the
@@ -41,7 +41,7 @@ from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import DataFrame, SparkSession, Window  # noqa: E402
+from pyspark.sql import DataFrame, Observation, SparkSession, Window  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from etl.session import get_spark  # noqa: E402
@@ -183,7 +183,8 @@ def load_average() -> float:
 
 def timed(spark: SparkSession, impl: str, rows: int, t1: int, build: Callable[[], DataFrame],
           timeout_s: Optional[float] = None) -> Optional[Figures]:
-    """Compute and cache the whole result once (count of a persisted frame), timed.
+    """Compute every column of the whole result once, timed: written to Spark's `noop` sink (no
+    column can be pruned away, nothing is kept), rows counted on the way by an Observation.
 
     None when it ran past `timeout_s`: its jobs are cancelled then.
     """
@@ -193,12 +194,14 @@ def timed(spark: SparkSession, impl: str, rows: int, t1: int, build: Callable[[]
     load_before = load_average()
     sc.setJobGroup(group, group)
     t0 = time.perf_counter()
-    out = build().persist()
+    counted = Observation(f"rows-{group}")
+    out = build().observe(counted, F.count(F.lit(1)).alias("rows"))
     try:
         if timer:
             timer.start()
-        n_out = out.count()
+        out.write.format("noop").mode("overwrite").save()
         wall = time.perf_counter() - t0
+        n_out = counted.get["rows"]
     except Exception:
         if timer and timer.finished.is_set():
             return None
@@ -207,7 +210,6 @@ def timed(spark: SparkSession, impl: str, rows: int, t1: int, build: Callable[[]
         if timer:
             timer.cancel()
         sc.setJobGroup("other", "other")
-        out.unpersist()
     cpu, tasks, med, mx, cpu_skew = stage_figures(spark, group)
     return Figures(impl, rows, wall, cpu, t1, n_out, tasks, med, mx, cpu_skew, load_before, load_average())
 
@@ -235,7 +237,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--sizes", default="1e5,1e6", help="positive rows per run, comma separated")
     ap.add_argument("--partitions", type=int, default=None,
                     help="spark.sql.shuffle.partitions (default: max(16, rows / 40000), i.e. 250 at 10^7, "
-                         "so each task's sorts of its T1 rows stay in memory)")
+                         "so each task's gathered tails and partial sums stay in memory)")
     ap.add_argument("--baseline-max", type=float, default=1e6, help="largest size the baseline runs at")
     ap.add_argument("--baseline-timeout", type=float, default=600.0,
                     help="seconds after which a baseline run is cancelled and reported as not finished")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything grec needs into the repository, idempotently:
 #   .venv            Python environment (pinned: requirements/*.txt), grec installed editable
-#   .grec/jars       Delta Lake (and, when served, GraphFrames) JARs, fetched once with Maven
+#   .grec/jars       Delta Lake (and, when served, GraphFrames) JARs, fetched once with Maven, and
+#                    grec-jvm.jar compiled from etl/jvm
 #   .grec/conf       spark-defaults.conf naming those local JARs, so Spark never resolves packages
 #   .grec/env.sh     JAVA_HOME (17), SPARK_CONF_DIR, PYSPARK_PYTHON, PATH; sourced by make targets
 # Each step is skipped when a stamp says its inputs have not changed.
@@ -77,6 +78,22 @@ if [ "$(cat "$JARS/.grec-stamp" 2>/dev/null)" != "$JAR_STAMP" ]; then
   echo "$JAR_STAMP" > "$JARS/.grec-stamp"
 else
   log "JARs up to date"
+fi
+
+# ---- grec's own JVM code (etl/jvm: Swing's per-user pair work) ----------------------------------
+# Compiled against the Spark JARs pyspark ships, into the JAR folder Spark is given.
+UDF_STAMP=$(stamp_of $(find etl/jvm -name '*.java' | sort) jars/pom.xml requirements/etl.txt)
+if [ "$(cat "$JARS/.grec-jvm-stamp" 2>/dev/null)" != "$UDF_STAMP" ] || [ ! -f "$JARS/grec-jvm.jar" ]; then
+  [ -x "$JAVA17/bin/javac" ] || { log "ERROR: $JAVA17 has no javac: install a Java 17 JDK (openjdk-17-jdk-headless)"; exit 1; }
+  SPARK_JARS=$(.venv/bin/python -c "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
+  log "compiling etl/jvm into $JARS/grec-jvm.jar"
+  BUILD=$(mktemp -d)
+  "$JAVA17/bin/javac" --release 17 -Xlint:all,-path -Werror -cp "$SPARK_JARS/*" -d "$BUILD" $(find etl/jvm -name '*.java')
+  "$JAVA17/bin/jar" --create --file "$JARS/grec-jvm.jar" -C "$BUILD" .
+  rm -rf "$BUILD"
+  echo "$UDF_STAMP" > "$JARS/.grec-jvm-stamp"
+else
+  log "grec-jvm.jar up to date"
 fi
 
 # ---- Spark configuration and shell environment ----------------------------------------------

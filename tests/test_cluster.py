@@ -100,9 +100,6 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("GREC_TEST_CLUSTER") != "1",
-                    reason="starts a 2-worker standalone cluster and runs the pipeline twice (tens of minutes on a "
-                           "busy 2-core machine); set GREC_TEST_CLUSTER=1 to run it")
 def test_pipeline_on_standalone_cluster_matches_local(spark, tmp_path):
     workdir = tmp_path / "cluster"
     # The cluster's JVMs and driver run in a zone far from UTC: the tables must still hold UTC dates.

@@ -10,7 +10,7 @@ recomputes independently:
    xxhash64(seed, item, user): Spark's `xxhash64` (seed 42) over the long `seed` and the item and
    user ids *as typed in the input*, so it is reproducible outside grec as
    ``F.xxhash64(F.lit(seed).cast("long"), item_col, user_col)``. A tie (a 64-bit hash collision
-   within one item) is broken by grec's internal user key. No cap (None) keeps every user.
+   within one item) is broken by (|I_u|, grec's internal user key). No cap (None) keeps every user.
 4. w_u = (alpha1 + |I_u|) ^ (-beta_user), with |I_u| measured *before* the sample (step 2): the sample
    decides which users represent a popular item, not how active a user is.
 5. C_uv = {k : u ∈ S_k and v ∈ S_k}, the common items *after* the sample, and
@@ -27,30 +27,28 @@ Algorithm (T1 = Σ_i C(|S_i|, 2) (user pair, common item) triples; T2 = Σ_uv C(
 item pair) contributions, the work any exact method does):
 
 A. users and items get compact long keys below 2^31 (`etl.transforms.compact_keys`), so a user
-   pair packs into one long and every heavy shuffle, sort and hash carries longs.
-B. group by user: distinct items, |I_u|, the activity filter, w_u.                  (shuffle of P)
-C. group by item: the sample S_i, as an array of user keys.                          (shuffle of P)
+   (with its |I_u|) or an item pair packs into one long and every heavy shuffle carries longs.
+B. group by user: distinct items, |I_u|, the activity filter.                        (shuffle of P)
+C. group by item: the sample S_i, as an array of packed users |I_u|·2^31 + u.        (shuffle of P)
 D. T1: for each position of S_i, the head user u and the tail of users after it, hash-partitioned
-   by u: each user pair travels once, as 8 bytes inside a tail, and a hot item's C(cap, 2) pairs
-   spread over the partitions of its users instead of sitting in one task (no key of the heavy
-   work is an item; the tails' partitions are not coalesced). S_i is ordered by (|I_u|, key), one
-   global order, so every pair is oriented the same way in every item and the *less active* user
-   leads it: a very active user leads only its pairs with even more active users, so no user's
-   partition collects the pair work of a hub (degree ordering, as in triangle counting).
-                                                                    (shuffle of T1 ids, 8 bytes each)
-E. per user pair, in place: explode the tails to (pair = u·2^31 + v, i) and collect C_uv with a
-   window over (pair, u), which the partitioning by u already satisfies (no shuffle of T1 rows). The
-   T1 rows are first sorted on the single long pair, which Spark radix-sorts; the window's own sort
-   on (pair, u) then meets sorted input and is one linear pass (sorting on the two keys directly is
-   a comparison sort, about 4x the CPU). |C_uv| is computed once per pair, and only pairs with
-   |C_uv| >= 2 (the ones that contribute) go on.
-F. c_uv = w_u w_v / (alpha2 + |C_uv|) with w by broadcast join (16 bytes a user), then the item pairs
-   i < j of C_uv with c_uv (T2 rows, generated where the pair already is: no shuffle).
-G. group by (i, j) with map-side combine: score = Σ c_uv; the count m = C(n_common, 2).
+   by u and gathered per u: each user pair travels once, as 8 bytes inside a tail, and a hot item's
+   C(cap, 2) pairs spread over the partitions of its users instead of sitting in one task (no key of
+   the heavy work is an item; the tails' partitions are not coalesced). S_i is sorted on the packed
+   users, i.e. by (|I_u|, key), one global order, so every pair is oriented the same way in every
+   item and the *less active* user leads it: a very active user leads only its pairs with even more
+   active users, so no user's partition collects the pair work of a hub (degree ordering, as in
+   triangle counting).                                         (shuffle of T1 ids, 8 bytes each)
+E–G. per head user u, in the JVM (`grec.swing.HeadUserPairs`, etl/jvm; a Java UDF because Spark's
+   row operators would box, copy and sort every triple): one primitive sort of u's triples groups
+   them by partner v, giving C_uv; each pair with |C_uv| >= 2 adds c_uv = w_u w_v / (alpha2 + |C_uv|)
+   (w from the packed |I|) to every item pair i < j of C_uv, summed per item pair over all of u's
+   partners. Spark then sums those partial sums per item pair (packed i·2^31 + j) with map-side
+   combine, and counts m = Σ contributing user pairs = C(n_common, 2).
 H. mirror (s is computed once per unordered pair, so both directions are bit-identical), keep the
    top_k by rank(), decode ids, and number the rows with the id tie-break.
 
-Scores are sums of doubles: on a cluster the summation order can vary between runs by an ulp.
+Scores are sums of doubles: their summation order depends on the partitioning, so runs on different
+clusters can differ by an ulp.
 """
 from __future__ import annotations
 
@@ -58,9 +56,11 @@ from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import Any, Optional
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from etl.session import SparkSetupError
 from etl.transforms.compact_keys import compact_keys
 
 OUTPUT_COLUMNS = ("item_id", "neighbor_id", "score", "n_common_users", "rank")
@@ -169,10 +169,12 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
 
     The heavy user-pair stage runs on `spark.sql.shuffle.partitions` partitions, which AQE does not
     coalesce (the stage's input is small, its work is not): raise it for big inputs, so that each
-    task's sorts of its T1 rows fit in memory (the benchmark uses 250 at 10^7 positives).
+    task's gathered tails and partial sums fit in memory (the benchmark uses 250 at 10^7 positives).
+    It calls grec's Java UDF (etl/jvm, built into .grec/jars/grec-jvm.jar by `make setup`).
 
     Raises:
         ValueError: a column is missing (the message lists the columns found) or user_col == item_col.
+        SparkSetupError: grec-jvm.jar is not on the session's classpath.
     """
     missing = [c for c in (user_col, item_col) if c not in positives.columns]
     if missing:
@@ -187,48 +189,38 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     users = compact_keys(raw, "user_raw", "u")
     items = compact_keys(users.frame, "item_raw", "i")
 
-    # B. users: distinct items (hs is a function of the pair, so the set dedups pairs), filter, weight.
+    # B. users: distinct items (hs is a function of the pair, so the set dedups pairs), filter.
     by_user = (items.frame.groupBy("u").agg(F.collect_set(F.struct("i", "hs")).alias("its"))
                .withColumn("n_items", F.size("its")))
     in_range = F.col("n_items") >= params.min_user_items
     if params.max_user_items is not None:
         in_range &= F.col("n_items") <= params.max_user_items
     by_user = by_user.where(in_range)
-    weights = by_user.select("u", F.pow(F.lit(params.alpha1) + F.col("n_items"),
-                                        F.lit(-params.beta_user)).alias("w"))
 
-    # C. items: the seeded sample S_i, ordered lightest user first (see D).
-    member = (by_user.select("u", "n_items", F.explode("its").alias("e"))
-              .select(F.col("e.i").alias("i"), F.struct(F.col("e.hs").alias("hs"), "u", "n_items").alias("s")))
+    # C. items: the seeded sample S_i, as packed users sorted lightest first (see D).
+    member = (by_user.select(_pack("n_items", "u").alias("p"), F.explode("its").alias("e"))
+              .select(F.col("e.i").alias("i"), F.struct(F.col("e.hs").alias("hs"), "p").alias("s")))
     candidates = F.sort_array(F.collect_list("s"))
     if params.max_users_per_item is not None:
         candidates = F.slice(candidates, 1, params.max_users_per_item)
-    lightest_first = F.sort_array(F.transform(candidates, lambda s: F.struct(s["n_items"], s["u"])))
-    by_item = (member.groupBy("i").agg(F.transform(lightest_first, lambda s: s["u"]).alias("users"))
+    by_item = (member.groupBy("i").agg(F.sort_array(F.transform(candidates, lambda s: s["p"])).alias("users"))
                .where(F.size("users") >= 2))
 
-    # D + E. T1 shipped as tails partitioned by their head user; C_uv per packed pair, in place.
-    t1 = (_heads_and_tails(by_item, "users", "u", "tail").repartition(partitions, "u")
-          .select("u", "i", F.explode("tail").alias("v"))
-          .select("u", F.shiftleft("u", _PAIR_SHIFT).bitwiseOR(F.col("v")).alias("pair"), "i")
-          .sortWithinPartitions("pair"))  # radix sort on one long; see E
-    common = (t1.withColumn("common", F.collect_list("i").over(Window.partitionBy("pair", "u")))
-              .where((F.col("i") == F.element_at("common", 1)) & (F.size("common") >= 2))
-              .select("u", F.col("pair").bitwiseAND(F.lit(_LOW_MASK)).alias("v"), "common"))
+    # D. T1 shipped as tails, gathered per head user (the partitioning by head already clusters it).
+    per_head = (_heads_and_tails(by_item, "users", "head", "tail").repartition(partitions, "head")
+                .groupBy("head").agg(F.collect_list(F.struct("i", "tail")).alias("lists")))
 
-    # F. weigh each contributing user pair once, then its item pairs.
-    wu = F.broadcast(weights.withColumnRenamed("w", "w_u"))
-    wv = F.broadcast(weights.select(F.col("u").alias("v"), F.col("w").alias("w_v")))
-    weighted = (common.join(wu, "u").join(wv, "v")
-                .select(F.sort_array("common").alias("common"),
-                        (F.col("w_u") * F.col("w_v") / (F.lit(params.alpha2) + F.size("common"))).alias("c")))
-    contributions = (_heads_and_tails(weighted, "common", "i", "tail")
-                     .select("i", F.explode("tail").alias("j"), "c"))
-
-    # G. one score per unordered item pair; m = C(n, 2) user pairs gives n back exactly.
-    scored = (contributions.groupBy("i", "j").agg(F.sum("c").alias("score"), F.count(F.lit(1)).alias("m"))
-              .withColumn("n_common_users",
-                          F.round((F.lit(1.0) + F.sqrt(F.lit(1.0) + F.lit(8.0) * F.col("m"))) / 2).cast("long")))
+    # E–G. partial sums per head user in the JVM, then one score per unordered item pair.
+    partial = per_head.select(F.call_function(
+        _register_head_user_pairs(positives.sparkSession), "head", "lists", F.lit(float(params.alpha1)),
+        F.lit(float(params.beta_user)), F.lit(float(params.alpha2))).alias("r"))
+    contributions = partial.select(F.inline(F.arrays_zip(
+        F.col("r.pairs").alias("pair"), F.col("r.scores").alias("c"), F.col("r.users").alias("m"))))
+    scored = (contributions.groupBy("pair").agg(F.sum("c").alias("score"), F.sum("m").alias("m"))
+              .select(F.shiftright("pair", _PAIR_SHIFT).alias("i"), F.col("pair").bitwiseAND(_LOW_MASK).alias("j"),
+                      "score",
+                      F.round((F.lit(1.0) + F.sqrt(F.lit(1.0) + F.lit(8.0) * F.col("m"))) / 2)
+                      .cast("long").alias("n_common_users")))
 
     # H. both directions, top_k, raw ids, final rank with the id tie-break.
     directions = F.array(F.struct(F.col("i").alias("a"), F.col("j").alias("b")),
@@ -247,9 +239,38 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     return ranked.select(*OUTPUT_COLUMNS)
 
 
-# Compact keys are below 2^31, so (u, v) packs into one non-negative long.
+# Compact keys are below 2^31, so a key with a count below 2^32 (|I_u|), or two keys, pack into one
+# non-negative long.
 _PAIR_SHIFT = 31
 _LOW_MASK = (1 << _PAIR_SHIFT) - 1
+
+HEAD_USER_PAIRS_CLASS = "grec.swing.HeadUserPairs"
+_HEAD_USER_PAIRS_UDF = "grec_swing_head_user_pairs"
+_HEAD_USER_PAIRS_RESULT = T.StructType([
+    T.StructField("pairs", T.ArrayType(T.LongType(), False)),
+    T.StructField("scores", T.ArrayType(T.DoubleType(), False)),
+    T.StructField("users", T.ArrayType(T.LongType(), False)),
+])
+
+
+def _pack(high: str, low: str) -> Column:
+    return F.shiftleft(F.col(high).cast("long"), _PAIR_SHIFT).bitwiseOR(F.col(low))
+
+
+def _register_head_user_pairs(spark: SparkSession) -> str:
+    """Register grec's Java UDF (steps E–G) in this session; its name. Raises SparkSetupError if the
+    grec JAR (built by `make setup` into .grec/jars) is not on Spark's classpath."""
+    try:
+        spark.udf.registerJavaFunction(_HEAD_USER_PAIRS_UDF, HEAD_USER_PAIRS_CLASS, _HEAD_USER_PAIRS_RESULT)
+    except Exception as e:  # py4j / AnalysisException: the class is not on the classpath
+        if HEAD_USER_PAIRS_CLASS not in str(e):
+            raise
+        raise SparkSetupError(
+            f"Swing needs grec's JVM UDF {HEAD_USER_PAIRS_CLASS}, which is not on this Spark session's "
+            "classpath: run `make setup` (it compiles etl/jvm into .grec/jars/grec-jvm.jar) and start "
+            "Spark through etl.session.get_spark or with SPARK_CONF_DIR=.grec/conf; on Databricks "
+            "install .grec/jars/grec-jvm.jar as a cluster library") from e
+    return _HEAD_USER_PAIRS_UDF
 
 
 def _heads_and_tails(df: DataFrame, array_col: str, head: str, tail: str) -> DataFrame:
