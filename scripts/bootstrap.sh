@@ -84,6 +84,10 @@ fi
 # Compiled against the Spark JARs pyspark ships, into the JAR folder Spark is given.
 UDF_STAMP=$(stamp_of $(find etl/jvm -name '*.java' | sort) jars/pom.xml requirements/etl.txt)
 if [ "$(cat "$JARS/.grec-jvm-stamp" 2>/dev/null)" != "$UDF_STAMP" ] || [ ! -f "$JARS/grec-jvm.jar" ]; then
+  if [ ! -x "$JAVA17/bin/javac" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing the Java 17 compiler (apt-get openjdk-17-jdk-headless)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+  fi
   [ -x "$JAVA17/bin/javac" ] || { log "ERROR: $JAVA17 has no javac: install a Java 17 JDK (openjdk-17-jdk-headless)"; exit 1; }
   SPARK_JARS=$(.venv/bin/python -c "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
   log "compiling etl/jvm into $JARS/grec-jvm.jar"

@@ -256,6 +256,16 @@ def test_missing_columns_and_bad_parameters_are_named(spark):
         SwingParams.preset("spark")
 
 
+def test_missing_jvm_udf_says_how_to_build_it(spark, monkeypatch):
+    import etl.transforms.swing as swing_module
+    from etl.session import SparkSetupError
+
+    monkeypatch.setattr(swing_module, "HEAD_USER_PAIRS_CLASS", "grec.swing.NotBuilt")
+    df = spark.createDataFrame([(1, 1), (1, 2), (2, 1), (2, 2)], "user_id long, item_id long")
+    with pytest.raises(SparkSetupError, match=r"grec\.swing\.NotBuilt.*make setup.*grec-jvm\.jar"):
+        swing(df)
+
+
 # ---- compact keys ---------------------------------------------------------------------------------
 
 def test_compact_keys_unique_small_and_decodable(spark):
