@@ -151,7 +151,8 @@ def render(figures: list[StageFigures]) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)  # --k is the pipeline's, not a prefix of --keep
     p.add_argument("--master", default="local[2]", help="Spark master of the run (default local[2])")
     p.add_argument("--lake", default=None, help="lake root (default: a new temporary folder)")
     p.add_argument("--run-id", default="bench", help="run id (default bench)")

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.transforms.compact_keys import KEY_LIMIT, compact_keys
-from etl.transforms.swing import SwingParams, SwingPreset, swing
+from etl.transforms.swing import SwingParams, SwingPreset, swing, swing_partitions
 
 REL = 1e-9
 
@@ -254,6 +254,14 @@ def test_missing_columns_and_bad_parameters_are_named(spark):
         SwingParams(alpha2=-1)
     with pytest.raises(ValueError, match="unknown Swing preset 'spark'"):
         SwingParams.preset("spark")
+    with pytest.raises(ValueError, match="partitions must be >= 1"):
+        swing(df, user_col="uid", item_col="iid", partitions=0)
+
+
+def test_heavy_stage_partitions_grow_with_the_input(spark):
+    floor = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    assert swing_partitions(spark, 1_000) == floor
+    assert swing_partitions(spark, 10_000_000) == max(floor, 250)
 
 
 def test_missing_jvm_udf_says_how_to_build_it(spark, monkeypatch):

@@ -46,6 +46,7 @@ class PipelineConfig:
         k / beta / seed: neighbour sampling (SPEC §4).
         clusters: KMeans k for MGOE's user macro nodes.
         ingest: ingest thresholds.
+        swing_partitions: partitions of Swing's user-pair stage (default: sized from the positives).
     """
 
     eval_days: Optional[int] = None
@@ -54,6 +55,7 @@ class PipelineConfig:
     seed: int = NeighborParams.seed
     clusters: int = MacroParams.n_clusters
     ingest: IngestConfig = IngestConfig()
+    swing_partitions: Optional[int] = None
 
 
 def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[SourceData], swing_params,
@@ -78,7 +80,8 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
         cutoff = eval_cutoff(lake.read(spark, INTERACTIONS), eval_days)
     except ValueError as e:
         raise InputError(f"{INTERACTIONS}: {e}") from None
-    step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff))
+    step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff,
+                                      partitions=config.swing_partitions))
     step("graph", lambda: graph_stage(spark, lake, run_id, labels, eval_days))
     step("neighbors", lambda: neighbors_stage(spark, lake, run_id,
                                               NeighborParams(k=config.k, beta=config.beta, seed=config.seed)))
@@ -126,7 +129,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[st
         raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
     stages = tuple(s for s in STAGES if s in stages)
     return PipelineConfig(args.eval_days, args.k, args.beta, args.graph_seed, args.clusters,
-                          IngestConfig(args.max_quarantine_fraction)), stages
+                          IngestConfig(args.max_quarantine_fraction), args.swing_partitions), stages
 
 
 def run(args: argparse.Namespace) -> int:

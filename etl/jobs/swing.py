@@ -26,7 +26,7 @@ from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
 from etl.transforms.graph import eval_cutoff
-from etl.transforms.swing import SwingParams, SwingPreset, swing
+from etl.transforms.swing import SwingParams, SwingPreset, swing, swing_partitions
 from schemas import Expectation
 from schemas.tables import ITEMS, SWING_I2I
 
@@ -61,13 +61,23 @@ def positives(interactions: DataFrame, positive_label: str, cutoff: Optional[dat
     return pos.where(F.col("date") < F.lit(cutoff)) if cutoff else pos
 
 
+def heavy_stage_partitions(spark: SparkSession, pos: DataFrame, given: Optional[int]) -> int:
+    """--swing-partitions when given, else sized from the positives' row count (one count)."""
+    if given is not None:
+        return given
+    n = swing_partitions(spark, pos.count())
+    log(f"swing: {n} partitions for the user-pair stage")
+    return n
+
+
 def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParams, *, positive_label: str,
-                cutoff: Optional[date]) -> StageRecord:
+                cutoff: Optional[date], partitions: Optional[int] = None) -> StageRecord:
     """bronze.interactions positives (date < cutoff) -> silver.swing_i2i."""
     config = {**params.as_dict(), "positive_label": positive_label, "cutoff": cutoff.isoformat() if cutoff else None}
     with Stage(spark, lake, run_id, STAGE, config) as st:
         pos = positives(st.read(INTERACTIONS), positive_label, cutoff)
-        out = st.check(swing(pos, params), swing_rules(params), SWING_I2I)
+        out = st.check(swing(pos, params, partitions=heavy_stage_partitions(spark, pos, partitions)),
+                       swing_rules(params), SWING_I2I)
         for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
             st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
         st.commit(out, SWING_I2I, {"grec.positive_label": positive_label,
@@ -97,6 +107,9 @@ def add_swing_param_arguments(parser: argparse.ArgumentParser) -> None:
                                                            f"(default {d.max_users_per_item})")
     g.add_argument("--top-k", type=_cap, default=argparse.SUPPRESS, help=f"neighbours kept per item; 'none' = all (default {d.top_k})")
     g.add_argument("--swing-seed", type=int, help=f"seed of the per-item user sample (default {d.seed})")
+    g.add_argument("--swing-partitions", type=int, default=None,
+                   help="partitions of the user-pair stage (default: one per 40,000 positives, at least "
+                        "spark.sql.shuffle.partitions)")
 
 
 def swing_params_from_args(args: argparse.Namespace) -> SwingParams:
@@ -149,7 +162,8 @@ def run_standalone(spark: SparkSession, args: argparse.Namespace, params: SwingP
             df.schema  # analyses the filter now, so a bad --where fails here with its message
         except AnalysisException as e:
             raise InputError(f"--where {args.where!r}: {str(e).splitlines()[0]}") from None
-    out = swing(df, params, user_col=args.user_col, item_col=args.item_col)
+    out = swing(df, params, user_col=args.user_col, item_col=args.item_col,
+                partitions=heavy_stage_partitions(spark, df, args.swing_partitions))
     out.write.format(args.output_format).mode("overwrite").save(args.output)
     log(f"swing: wrote {spark.read.format(args.output_format).load(args.output).count():,} rows to {args.output} "
         f"({args.output_format})")
@@ -171,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     if not label:
         raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
     cutoff = args.cutoff or eval_cutoff(lake.read(spark, INTERACTIONS), resolve_eval_days(spark, lake, args.eval_days))
-    swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff)
+    swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff,
+                partitions=args.swing_partitions)
     return 0
 
 

@@ -159,17 +159,25 @@ def sample_key(seed: int, item: Column | str, user: Column | str) -> Column:
     return F.xxhash64(F.lit(int(seed)).cast("long"), item, user)
 
 
+def swing_partitions(spark: SparkSession, positive_rows: int) -> int:
+    """Partitions of Swing's heavy user-pair stage for an input of `positive_rows` rows: at least
+    `spark.sql.shuffle.partitions`, and one per 40,000 positives, so each task's gathered tails and
+    partial sums stay in memory (250 at 10^7; bench/swing.py measured this setting)."""
+    return max(int(spark.conf.get("spark.sql.shuffle.partitions")), positive_rows // _ROWS_PER_PARTITION)
+
+
 def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
-          user_col: str = "user_id", item_col: str = "item_id") -> DataFrame:
+          user_col: str = "user_id", item_col: str = "item_id", partitions: Optional[int] = None) -> DataFrame:
     """Swing similarities of the items in `positives` (one row per positive interaction).
 
     Returns rows (item_id, neighbor_id, score, n_common_users, rank) with item_id and neighbor_id
     of the input's item id type, score double, n_common_users long, rank int. An input with no user
     pair sharing two items (empty, one user, all users filtered out) gives an empty frame.
 
-    The heavy user-pair stage runs on `spark.sql.shuffle.partitions` partitions, which AQE does not
-    coalesce (the stage's input is small, its work is not): raise it for big inputs, so that each
-    task's gathered tails and partial sums fit in memory (the benchmark uses 250 at 10^7 positives).
+    The heavy user-pair stage runs on `partitions` partitions (default `spark.sql.shuffle.partitions`),
+    which AQE does not coalesce (the stage's input is small, its work is not): give big inputs more,
+    so that each task's gathered tails and partial sums fit in memory; `swing_partitions` sizes it
+    from the input's row count (the jobs use it).
     It calls grec's Java UDF (etl/jvm, built into .grec/jars/grec-jvm.jar by `make setup`).
 
     Raises:
@@ -181,7 +189,10 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
         raise ValueError(f"swing input has no column(s) {missing}; columns found: {positives.columns}")
     if user_col == item_col:
         raise ValueError(f"user_col and item_col are the same column {user_col!r}")
-    partitions = int(positives.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    if partitions is None:
+        partitions = int(positives.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    elif partitions < 1:
+        raise ValueError(f"partitions must be >= 1 (got {partitions})")
 
     raw = (positives.select(F.col(user_col).alias("user_raw"), F.col(item_col).alias("item_raw"))
            .where(F.col("user_raw").isNotNull() & F.col("item_raw").isNotNull())
@@ -243,6 +254,7 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
 # non-negative long.
 _PAIR_SHIFT = 31
 _LOW_MASK = (1 << _PAIR_SHIFT) - 1
+_ROWS_PER_PARTITION = 40_000
 
 HEAD_USER_PAIRS_CLASS = "grec.swing.HeadUserPairs"
 _HEAD_USER_PAIRS_UDF = "grec_swing_head_user_pairs"

@@ -125,13 +125,9 @@ public final class HeadUserPairs
             int[] oldIndex = index;
             slots = new long[oldSlots.length * 2];
             index = new int[oldSlots.length * 2];
-            int mask = slots.length - 1;
             for (int k = 0; k < oldSlots.length; k++) {
                 if (oldSlots[k] != 0) {
-                    int h = mix(oldSlots[k] - 1) & mask;
-                    while (slots[h] != 0) {
-                        h = (h + 1) & mask;
-                    }
+                    int h = freeSlot(slots, oldSlots[k]);
                     slots[h] = oldSlots[k];
                     index[h] = oldIndex[k];
                 }
@@ -183,13 +179,9 @@ public final class HeadUserPairs
             slots = new long[oldSlots.length * 2];
             sum = new double[oldSlots.length * 2];
             count = new long[oldSlots.length * 2];
-            int mask = slots.length - 1;
             for (int k = 0; k < oldSlots.length; k++) {
                 if (oldSlots[k] != 0) {
-                    int h = mix(oldSlots[k] - 1) & mask;
-                    while (slots[h] != 0) {
-                        h = (h + 1) & mask;
-                    }
+                    int h = freeSlot(slots, oldSlots[k]);
                     slots[h] = oldSlots[k];
                     sum[h] = oldSum[k];
                     count[h] = oldCount[k];
@@ -212,6 +204,16 @@ public final class HeadUserPairs
             }
             return RowFactory.create(pairs, scores, users);
         }
+    }
+
+    /** The empty slot where a rehash puts `stored` (a key + 1) in a table with no deletions. */
+    static int freeSlot(long[] slots, long stored) {
+        int mask = slots.length - 1;
+        int h = mix(stored - 1) & mask;
+        while (slots[h] != 0) {
+            h = (h + 1) & mask;
+        }
+        return h;
     }
 
     /** Murmur3's 64-bit finalizer: packed keys share their low bits, so spread all 64 before masking. */
