@@ -6,7 +6,7 @@
         st.commit(out, tables.SWING_I2I)
 
 On a failed check nothing is written (every target table keeps its previous version), the report
-(JSON + Markdown, naming each failed expectation with sample bad values) goes to
+(JSON + Markdown, naming each failed expectation with sample bad values or rows) goes to
 `<lake>/_reports/<run>/<stage>.*`, the manifest row says `failed`, and `StageFailed` is raised.
 Any other exception inside the block is recorded the same way and re-raised.
 """

@@ -120,3 +120,14 @@ def test_macro_rules(spark):
     assert _failed(df, _custom(macro_rules(LABELS, n_domains=2, n_clusters=2)), schema.name) == {
         "user macro_id < 2, item macro_id < 2", "like_macro_counts: length 2 for users, 2 for items",
         "like_macro_counts: counts >= 0"}
+
+
+def test_a_failed_row_rule_reports_the_bad_rows(spark):
+    edges = spark.createDataFrame([(0, 0, "like", 1.0), (0, 1, "like", 0.5), (5, 5, "swing", 0.25)],
+                                  EDGES.spark_schema())
+    outcomes, _ = validate(edges, [r for r in _custom(edge_rules(LABELS)) if "self loops" in r.describe()],
+                           EDGES.name)
+    (loops,) = outcomes
+    assert not loops.success
+    assert sorted((r["src"], r["dst"], r["weight"]) for r in loops.sample) == [(0, 0, 1.0), (5, 5, 0.25)]
+    assert "sample bad rows=" in loops.line() and '"src": 5' in loops.line()

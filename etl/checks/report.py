@@ -28,7 +28,8 @@ class ExpectationOutcome:
             pct = f" ({self.unexpected_percent:.3g}%)" if self.unexpected_percent is not None else ""
             parts.append(f"unexpected={self.unexpected_count}{pct}")
         if self.sample and not self.success:
-            parts.append(f"sample bad values={_short(self.sample)}")
+            what = "rows" if isinstance(self.sample[0], dict) else "values"
+            parts.append(f"sample bad {what}={_short(self.sample)}")
         if self.error:
             parts.append(f"error={self.error}")
         return "  ".join(parts)

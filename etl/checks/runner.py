@@ -61,9 +61,24 @@ def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> 
         res: dict[str, Any] = dict(r.result or {})
         exc = (r.exception_info or {})
         error = exc.get("exception_message") if exc.get("raised_exception") else None
+        success = bool(r.success) and error is None
+        sample = list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+        if not success and error is None and exp.kind == "UnexpectedRowsExpectation":
+            sample = unexpected_rows_sample(df, exp.kwargs["unexpected_rows_query"])
         outcomes.append(ExpectationOutcome(
-            table=table, expectation=exp.describe(), success=bool(r.success) and error is None,
+            table=table, expectation=exp.describe(), success=success,
             observed=res.get("observed_value"), unexpected_count=res.get("unexpected_count"),
-            unexpected_percent=res.get("unexpected_percent"),
-            sample=list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE], error=error))
+            unexpected_percent=res.get("unexpected_percent"), sample=sample, error=error))
     return outcomes, time.perf_counter() - t0
+
+
+def unexpected_rows_sample(df: DataFrame, query: str) -> list[dict[str, Any]]:
+    """Up to SAMPLE_SIZE rows of a failed row rule, as dicts, for the report: GX returns the rows
+    only with result_format COMPLETE, which would make every column rule list all its bad values."""
+    view = f"grec_check_{next(_ids)}"
+    df.createOrReplaceTempView(view)
+    try:
+        rows = df.sparkSession.sql(query.replace("{batch}", view)).limit(SAMPLE_SIZE).collect()
+    finally:
+        df.sparkSession.catalog.dropTempView(view)
+    return [r.asDict(recursive=True) for r in rows]
