@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from training.data.arrow_reader import ArrowExampleReader
+from training.data.batching import EpochOptions
 from training.data.examples import Neighbours
 from training.data.snapshot import DataFile, SnapshotError
 from training.models.lightgcn import SampledLightGCN
@@ -57,7 +58,7 @@ def read_training_graph(files: Sequence[DataFile], task: str, num_nodes: int, wo
     count = np.zeros(num_nodes, dtype=np.int64)
     seen = np.zeros(num_nodes, dtype=bool)
     pairs, items = [], []
-    for batch in ArrowExampleReader(files, columns, batch_size=READ_BATCH, shuffle=False, seed=0, workers=workers):
+    for batch in ArrowExampleReader(files, columns, EpochOptions(batch_size=READ_BATCH, workers=workers)):
         for side in ("user", "item"):
             nodes = batch[f"{side}_node"].numpy()
             lists = batch[f"{side}_nbr_ids"].numpy()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from training.data.arrow_columns import table_to_numpy
-from training.data.batching import ordered_map, prefetch, rebatch
+from training.data.batching import EpochOptions, ordered_map, prefetch, rebatch
 from training.data.snapshot import DataFile, Snapshot
 
 
@@ -80,30 +80,25 @@ def shard_slices(groups: Sequence[RowGroup], rank: int, world: int) -> list[tupl
 class ArrowExampleReader:
     """One epoch of fixed-size batches (dict of CPU tensors) from a list of Parquet files."""
 
-    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int,
-                 shuffle: bool, seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0,
-                 workers: int = 2, drop_last: bool = False, pin_memory: bool = False,
-                 groups: Optional[Sequence[RowGroup]] = None):
+    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], options: EpochOptions, *,
+                 pin_memory: bool = False, groups: Optional[Sequence[RowGroup]] = None):
         self.columns = list(columns)
-        self.batch_size = batch_size
-        self.shuffle, self.seed = shuffle, seed
-        self.rank, self.world = rank, world
-        self.shuffle_buffer = shuffle_buffer if shuffle else 0
-        self.workers = max(1, workers)
-        self.drop_last = drop_last
+        self.options = options
         self.pin_memory = pin_memory
         self.groups = list(groups) if groups is not None else plan_row_groups(files)
 
     def _chunks(self) -> Iterator[dict[str, np.ndarray]]:
+        o = self.options
         order = list(self.groups)
-        if self.shuffle:
-            random.Random(self.seed).shuffle(order)  # same seed on every rank: one global order
-        return ordered_map(partial(_read_slice, columns=self.columns), shard_slices(order, self.rank, self.world), self.workers)
+        if o.shuffle:
+            random.Random(o.seed).shuffle(order)  # same seed on every rank: one global order
+        return ordered_map(partial(_read_slice, columns=self.columns), shard_slices(order, o.rank, o.world), o.workers)
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        rng = np.random.default_rng(self.seed) if self.shuffle else None
-        return rebatch(self._chunks(), self.batch_size, shuffle_buffer=self.shuffle_buffer, rng=rng,
-                       drop_last=self.drop_last, pin_memory=self.pin_memory)
+        o = self.options
+        rng = np.random.default_rng(o.seed) if o.shuffle else None
+        return rebatch(self._chunks(), o.batch_size, shuffle_buffer=o.shuffle_buffer, rng=rng,
+                       drop_last=o.drop_last, pin_memory=self.pin_memory)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         yield from prefetch(self._batches(), 2)

@@ -10,10 +10,38 @@ import threading
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
 import numpy as np
 import torch
+
+@dataclass(frozen=True)
+class EpochOptions:
+    """How a reader serves one epoch, whatever its backend.
+
+    Args:
+        batch_size: rows per batch.
+        shuffle: shuffle row-group order and rows (within `shuffle_buffer`), seeded by `seed`.
+        rank / world: this rank's share of the row groups (DDP).
+        shuffle_buffer: rows mixed across row groups; 0 when not shuffling.
+        workers: read / decode threads (at least 1).
+        drop_last: drop the short last batch.
+    """
+
+    batch_size: int
+    shuffle: bool = False
+    seed: int = 0
+    rank: int = 0
+    world: int = 1
+    shuffle_buffer: int = 0
+    workers: int = 2
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shuffle_buffer", self.shuffle_buffer if self.shuffle else 0)
+        object.__setattr__(self, "workers", max(1, self.workers))
+
 
 _DONE = object()
 T = TypeVar("T")

@@ -8,6 +8,7 @@ import torch
 
 from training.config import DataConfig, LoaderBackend
 from training.data.arrow_reader import ArrowExampleReader
+from training.data.batching import EpochOptions
 from training.data.examples import count_domains, resolve_tasks
 from training.data.manifest import built_from, run_outputs
 from training.data.petastorm_reader import PetastormExampleReader
@@ -77,8 +78,8 @@ def make_batches(backend: LoaderBackend, files: Sequence[DataFile], columns: Seq
 
     `pin_memory` (for a CUDA device) has the arrow backend pin batches in its background thread.
     """
-    common = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world,
-                  shuffle_buffer=shuffle_buffer, drop_last=drop_last)
+    options = EpochOptions(batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world,
+                           shuffle_buffer=shuffle_buffer, workers=workers, drop_last=drop_last)
     if backend is LoaderBackend.PETASTORM:
-        return PetastormExampleReader(files, columns, workers=workers, **common)
-    return ArrowExampleReader(files, columns, workers=workers, pin_memory=pin_memory, **common)
+        return PetastormExampleReader(files, columns, options)
+    return ArrowExampleReader(files, columns, options, pin_memory=pin_memory)

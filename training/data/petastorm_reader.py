@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from training.data.batching import EpochOptions
 from training.data.snapshot import DataFile, SnapshotError
 
 # petastorm 0.13 on pyarrow 14 warns about pyarrow's legacy dataset API on every file it opens.
@@ -26,17 +27,10 @@ _QUIET = [("ignore", FutureWarning), ("ignore", DeprecationWarning), ("ignore", 
 class PetastormExampleReader:
     """One epoch of fixed-size batches (dict of CPU tensors) through Petastorm."""
 
-    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], *, batch_size: int, shuffle: bool,
-                 seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 0, workers: int = 2,
-                 drop_last: bool = False):
+    def __init__(self, files: Sequence[DataFile], columns: Sequence[str], options: EpochOptions):
         self.urls = [f.uri for f in files]
         self.columns = list(columns)
-        self.batch_size = batch_size
-        self.shuffle, self.seed = shuffle, seed
-        self.rank, self.world = rank, world
-        self.shuffle_buffer = shuffle_buffer if shuffle else 0
-        self.workers = max(1, workers)
-        self.drop_last = drop_last
+        self.options = options
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         from petastorm import make_batch_reader
@@ -47,22 +41,23 @@ class PetastormExampleReader:
 
         if not self.urls:
             return
-        shard = {"cur_shard": self.rank, "shard_count": self.world} if self.world > 1 else {}
+        o = self.options
+        shard = {"cur_shard": o.rank, "shard_count": o.world} if o.world > 1 else {}
         with warnings.catch_warnings():
             for action, category in _QUIET:
                 warnings.simplefilter(action, category)
             try:
                 reader = make_batch_reader(
                     self.urls, schema_fields=[f"^{re.escape(c)}$" for c in self.columns],
-                    reader_pool_type="thread", workers_count=self.workers, num_epochs=1,
-                    shuffle_row_groups=self.shuffle, seed=self.seed, **shard)
+                    reader_pool_type="thread", workers_count=o.workers, num_epochs=1,
+                    shuffle_row_groups=o.shuffle, seed=o.seed, **shard)
             except NoDataAvailableError as e:
-                raise SnapshotError(f"petastorm cannot shard {len(self.urls)} file(s) over {self.world} ranks: {e}. "
+                raise SnapshotError(f"petastorm cannot shard {len(self.urls)} file(s) over {o.world} ranks: {e}. "
                                  "Write the table with more row groups or use --loader arrow") from e
             try:
-                for batch in BatchedDataLoader(reader, batch_size=self.batch_size,
-                                               shuffling_queue_capacity=self.shuffle_buffer):
-                    if self.drop_last and len(next(iter(batch.values()))) < self.batch_size:
+                for batch in BatchedDataLoader(reader, batch_size=o.batch_size,
+                                               shuffling_queue_capacity=o.shuffle_buffer):
+                    if o.drop_last and len(next(iter(batch.values()))) < o.batch_size:
                         break
                     yield {c: batch[c] for c in self.columns}
             finally:
