@@ -23,7 +23,7 @@ from schemas import tables
 from tests.training_lake import TASKS, build_rows, write_planted_lake
 from training import cli
 from training.config import LoaderBackend
-from training.data import load_snapshot
+from training.data import read_snapshot_table
 from training.data.arrow_reader import read_files
 from training.data.examples import ExampleBatch, example_columns
 from training.data.loader import make_batches, resolve_training_snapshots
@@ -70,7 +70,7 @@ def test_pinned_version_returns_its_rows_after_a_later_write(planted):
     assert Counter(map(tuple, read_files(pinned, pinned.files, cols).to_pandas().values.tolist())) == first
     for backend in LoaderBackend:
         assert streamed_keys(backend, pinned) == first, backend
-    assert load_snapshot(info.root, "gold.examples", run=info.run_id, split="eval").num_rows == info.eval_rows
+    assert read_snapshot_table(info.root, "gold.examples", run=info.run_id, split="eval").num_rows == info.eval_rows
     latest = resolve_snapshot(info.root, "gold.examples")
     assert latest.version == info.examples_version + 1
     assert Counter(map(tuple, read_files(latest, latest.files, cols).to_pandas().values.tolist())) == later
