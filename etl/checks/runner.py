@@ -46,30 +46,50 @@ def _build(exp: Expectation, index: int):
 
 
 def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> tuple[list[ExpectationOutcome], float]:
-    """Validate `df` against `expectations`; returns the outcomes (one per expectation) and seconds."""
+    """Validate `df` against `expectations`; returns the outcomes (one per expectation) and seconds.
+
+    Two passes: every expectation with result_format BOOLEAN_ONLY, then only the ones that failed
+    with SUMMARY (counts, percentages, sample bad values). SUMMARY makes GX fetch a sample of
+    unexpected values for every column rule, passing or not: on 1M examples (62 rules) it ran 98
+    Spark jobs in 29–39 s where BOOLEAN_ONLY ran 36 in 16.5 s. Passing rules are reported without
+    an observed value.
+    """
+    t0 = time.perf_counter()
+    results = _results(df, expectations, {"result_format": "BOOLEAN_ONLY"})
+    failed = [i for i, r in enumerate(results) if not r.success]
+    if failed:
+        detailed = _results(df, [expectations[i] for i in failed],
+                            {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+        results = list(results)
+        for i, r in zip(failed, detailed):
+            results[i] = r
+    outcomes = [_outcome(df, table, exp, r) for exp, r in zip(expectations, results)]
+    return outcomes, time.perf_counter() - t0
+
+
+def _results(df: DataFrame, expectations: Sequence[Expectation], result_format: dict[str, Any]) -> list:
+    """GX's validation results, in the order of `expectations`."""
     import great_expectations as gx
 
-    t0 = time.perf_counter()
-    ctx, batch_def = _context()
-    suite = gx.ExpectationSuite(name=f"{table}-{next(_ids)}", expectations=[_build(e, i) for i, e in enumerate(expectations)])
+    _, batch_def = _context()
+    suite = gx.ExpectationSuite(name=f"grec-{next(_ids)}", expectations=[_build(e, i) for i, e in enumerate(expectations)])
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY",
-                                                  "partial_unexpected_count": SAMPLE_SIZE})
-    outcomes = []
-    for r in sorted(result.results, key=lambda r: r.expectation_config.meta["grec_index"]):
-        exp = expectations[r.expectation_config.meta["grec_index"]]
-        res: dict[str, Any] = dict(r.result or {})
-        exc = (r.exception_info or {})
-        error = exc.get("exception_message") if exc.get("raised_exception") else None
-        success = bool(r.success) and error is None
-        sample = list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
-        if not success and error is None and exp.kind == "UnexpectedRowsExpectation":
-            sample = unexpected_rows_sample(df, exp.kwargs["unexpected_rows_query"])
-        outcomes.append(ExpectationOutcome(
-            table=table, expectation=exp.describe(), success=success,
-            observed=res.get("observed_value"), unexpected_count=res.get("unexpected_count"),
-            unexpected_percent=res.get("unexpected_percent"), sample=sample, error=error))
-    return outcomes, time.perf_counter() - t0
+    result = batch.validate(suite, result_format=result_format)
+    return sorted(result.results, key=lambda r: r.expectation_config.meta["grec_index"])
+
+
+def _outcome(df: DataFrame, table: str, exp: Expectation, r) -> ExpectationOutcome:
+    res: dict[str, Any] = dict(r.result or {})
+    exc = (r.exception_info or {})
+    error = exc.get("exception_message") if exc.get("raised_exception") else None
+    success = bool(r.success) and error is None
+    sample = list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+    if not success and error is None and exp.kind == "UnexpectedRowsExpectation":
+        sample = unexpected_rows_sample(df, exp.kwargs["unexpected_rows_query"])
+    return ExpectationOutcome(
+        table=table, expectation=exp.describe(), success=success,
+        observed=res.get("observed_value"), unexpected_count=res.get("unexpected_count"),
+        unexpected_percent=res.get("unexpected_percent"), sample=sample, error=error)
 
 
 def unexpected_rows_sample(df: DataFrame, query: str) -> list[dict[str, Any]]:
