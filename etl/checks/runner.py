@@ -51,8 +51,8 @@ def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> 
     Two passes: every expectation with result_format BOOLEAN_ONLY, then only the ones that failed
     with SUMMARY (counts, percentages, sample bad values). SUMMARY makes GX fetch a sample of
     unexpected values for every column rule, passing or not: on 1M examples (62 rules) it ran 98
-    Spark jobs in 29–39 s where BOOLEAN_ONLY ran 36 in 16.5 s. Passing rules are reported without
-    an observed value.
+    Spark jobs where BOOLEAN_ONLY runs 36 (29.2 s against 16.5 s). Passing rules are reported
+    without an observed value.
     """
     t0 = time.perf_counter()
     results = _results(df, expectations, {"result_format": "BOOLEAN_ONLY"})
