@@ -46,7 +46,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from etl.session import get_spark  # noqa: E402
 from etl.sources.synthetic import SyntheticOptions, interactions_table  # noqa: E402
-from etl.transforms.swing import SwingParams, sample_key, swing  # noqa: E402
+from etl.transforms.swing import ROWS_PER_PARTITION, SwingParams, sample_key, swing  # noqa: E402
 
 
 @dataclass
@@ -262,7 +262,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             path = str(work / f"positives-{n}")
             write_positives(spark, n, args.seed, path)
             pos = spark.read.parquet(path)
-            partitions = args.partitions or max(16, n // 40_000)
+            partitions = args.partitions or max(16, n // ROWS_PER_PARTITION)
             spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
             t1 = pair_item_triples(pos, params)
             print(f"rows {n:.0e}: shuffle partitions {partitions}, T1 = {t1:,} pair-item triples", flush=True)

@@ -60,7 +60,6 @@ def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> 
     if failed:
         detailed = _results(df, [expectations[i] for i in failed],
                             {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
-        results = list(results)
         for i, r in zip(failed, detailed):
             results[i] = r
     outcomes = [_outcome(df, table, exp, r) for exp, r in zip(expectations, results)]

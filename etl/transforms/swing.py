@@ -163,7 +163,7 @@ def swing_partitions(spark: SparkSession, positive_rows: int) -> int:
     """Partitions of Swing's heavy user-pair stage for an input of `positive_rows` rows: at least
     `spark.sql.shuffle.partitions`, and one per 40,000 positives, so each task's gathered tails and
     partial sums stay in memory (250 at 10^7; bench/swing.py measured this setting)."""
-    return max(int(spark.conf.get("spark.sql.shuffle.partitions")), positive_rows // _ROWS_PER_PARTITION)
+    return max(int(spark.conf.get("spark.sql.shuffle.partitions")), positive_rows // ROWS_PER_PARTITION)
 
 
 def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
@@ -254,7 +254,7 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
 # non-negative long.
 _PAIR_SHIFT = 31
 _LOW_MASK = (1 << _PAIR_SHIFT) - 1
-_ROWS_PER_PARTITION = 40_000
+ROWS_PER_PARTITION = 40_000
 
 HEAD_USER_PAIRS_CLASS = "grec.swing.HeadUserPairs"
 _HEAD_USER_PAIRS_UDF = "grec_swing_head_user_pairs"
