@@ -19,7 +19,7 @@ def test_defaults_follow_the_spec():
     cfg = parse()
     assert cfg.model.layers == 1 and cfg.model.attention_heads == 8 and cfg.model.gfae
     assert cfg.optim.loss_weighting is LossWeighting.GRADNORM and cfg.optim.gradnorm_alpha == 1.0
-    assert cfg.data.loader is LoaderBackend.PETASTORM
+    assert cfg.data.loader is LoaderBackend.ARROW
 
 
 def test_flat_and_dotted_flags_override_defaults():

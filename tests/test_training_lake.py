@@ -20,13 +20,14 @@ import pytest
 import torch
 
 from schemas import tables
-from tests.training_lake import TASKS, build_rows, write_planted_lake
+from tests.training_lake import TASKS, build_rows, slim, write_planted_lake
 from training import cli
 from training.config import LoaderBackend
 from training.data import read_snapshot_table
 from training.data.arrow_reader import read_files
 from training.data.examples import ExampleBatch, example_columns
 from training.data.loader import make_batches, resolve_training_snapshots
+from training.data.resident import load_resident_graph
 from training.data.snapshot import SnapshotError, resolve_snapshot
 from training.train import load_trained_model
 
@@ -48,7 +49,8 @@ def planted(spark, tmp_path_factory):
     info = write_planted_lake(spark, root)
     first, _, _ = build_rows()
     later, _, _ = build_rows(seed=1, rows_per_day=20)
-    Lake(root).write(spark.createDataFrame(later, SCHEMA.spark_schema()).coalesce(1), SCHEMA, run_id="r2",
+    Lake(root).write(spark.createDataFrame([slim(r) for r in later], SCHEMA.spark_schema()).coalesce(1), SCHEMA,
+                     run_id="r2",
                      stage="examples", properties={"grec.labels": ",".join(TASKS), "grec.domains": "d0,d1,d2"})
     return info, Counter(key(r) for r in first), Counter(key(r) for r in later)
 
@@ -99,7 +101,7 @@ def test_run_and_timestamp_resolve_to_the_pinned_version(planted):
 @pytest.mark.slow  # four Spark commits (~30 s on a busy 2-core machine)
 def test_raw_file_reading_refuses_deletion_vectors_and_column_mapping(spark, tmp_path):
     rows, _, _ = build_rows(n_users=5, n_items=5, train_days=1, eval_days=1, rows_per_day=10)
-    df = spark.createDataFrame(rows, SCHEMA.spark_schema())
+    df = spark.createDataFrame([slim(r) for r in rows], SCHEMA.spark_schema())
     dv = tmp_path / "gold" / "dv"
     df.write.format("delta").option("delta.enableDeletionVectors", "true").save(str(dv))
     assert resolve_snapshot(str(tmp_path), "gold.dv").rows == 20  # feature on, no vector yet: readable
@@ -200,8 +202,11 @@ def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tm
     snap = resolve_snapshot(info.root, "gold.examples", version=info.examples_version)
     cols = example_columns(TASKS)
     table = read_files(snap, snap.files_where(split="eval"), cols)
+    neighbors = resolve_snapshot(info.root, "gold.neighbors")
+    graph = load_resident_graph(neighbors, 8, model.node_input.features.new_zeros(info.n_users + info.n_items),
+                                torch.device("cpu"))
     batch = ExampleBatch.from_columns({c: torch.from_numpy(np.stack(table.column(c).to_numpy(zero_copy_only=False)))
-                                       for c in cols}, TASKS)
+                                       for c in cols}, TASKS, graph=graph)
     with torch.no_grad():
         probs = torch.sigmoid(model(batch).logits).numpy()
     days = batch.day.numpy()

@@ -1,7 +1,7 @@
 """Run by torchrun (2 processes, gloo) from test_training_lake.py.
 
-1. Each rank reads its shard of the training split with both backends; rank 0 writes every
-   rank's (user, item, day) keys to OUT/shards.json.
+1. Each rank reads its shard of the training split with both streaming backends and as resident
+   rows; rank 0 writes every rank's (user, item, day) keys to OUT/shards.json.
 2. The ranks train together (DDP, GradNorm) through training.train.fit; each rank writes a checksum
    of its final parameters and loss weights to OUT/rank<r>.json; rank 0 writes the metrics.
 """
@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from training.config import DeviceKind, LoaderBackend, TrainConfig
+from training.config import DeviceKind, LoaderBackend, Residency, TrainConfig
 from training.data.examples import example_columns
 from training.data.loader import make_batches, resolve_training_snapshots, split_files
+from training.data.resident import decoded_chunks, load_resident_examples
 from training.distributed import init_distributed
 from training.train import fit
 
@@ -47,6 +48,15 @@ def main(lake: str, out: str) -> None:
         gathered = [None] * ctx.world
         dist.all_gather_object(gathered, mine)
         keys[backend.value] = gathered
+    cols = example_columns(snaps.tasks)
+    resident = load_resident_examples(decoded_chunks(files, cols, 1), sum(f.rows for f in files), cols,
+                                      torch.device("cpu"), Residency.DEVICE)
+    mine = []
+    for b in resident.epoch(50, shuffle=True, seed=7, rank=ctx.rank, world=ctx.world, drop_last=False):
+        mine += list(zip(b["user_node"].tolist(), b["item_node"].tolist(), b["day"].tolist()))
+    gathered = [None] * ctx.world
+    dist.all_gather_object(gathered, mine)
+    keys["resident"] = gathered
     if ctx.rank == 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "shards.json").write_text(json.dumps(keys))

@@ -79,12 +79,34 @@ def build_rows(n_users=40, n_items=30, train_days=6, eval_days=2, rows_per_day=2
     return examples, nodes, cutoff
 
 
+def slim(row: tuple) -> tuple:
+    """A build_rows example (self-contained layout) cut to the slim layout's columns."""
+    return row[:5] + row[7:9]
+
+
+def neighbor_rows(n_users: int = 40, n_items: int = 30, train_days: int = 6, eval_days: int = 2,
+                  rows_per_day: int = 200, k: int = 8, seed: int = 0) -> list[tuple]:
+    """gold.neighbors rows matching build_rows: each node's sorted pre-cutoff like-partners, sampled
+    with k + 2 (so the trainer must cut to the examples' k), unit weights, edge type 0."""
+    examples, _, cutoff = build_rows(n_users, n_items, train_days, eval_days, rows_per_day, k, seed)
+    nbrs: dict[int, set] = {n: set() for n in range(n_users + n_items)}
+    for u, item, day, *_rest in examples:
+        if day < cutoff and _rest[4]:  # like
+            nbrs[u].add(item)
+            nbrs[item].add(u)
+    rows = []
+    for node, partners in nbrs.items():
+        ids = sorted(partners)[:k + 2]
+        rows.append((node, ids, [1.0] * len(ids), [0] * len(ids), len(partners)))
+    return rows
+
+
 def macro_rows(examples, n_users: int, n_items: int, cutoff: int) -> list[tuple]:
     """gold.macro rows for build_rows' examples: per task, a user's pre-cutoff positives per domain and an
     item's pre-cutoff positives per user cluster."""
     user = np.zeros((n_users, len(TASKS), len(DOMAINS)))
     item = np.zeros((n_items, len(TASKS), MACRO_CLUSTERS))
-    for u, item_node, day, _, domain, _, _, *labels in (e[:9] for e in examples):
+    for u, item_node, day, _, domain, *labels in (slim(e) for e in examples):
         if day < cutoff:
             for t, y in enumerate(labels):
                 user[u, t, domain] += y
@@ -95,28 +117,35 @@ def macro_rows(examples, n_users: int, n_items: int, cutoff: int) -> list[tuple]
     return rows
 
 
-def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = False, **kw) -> PlantedLake:
+def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = False,
+                       neighbor_arrays: bool = False, **kw) -> PlantedLake:
+    """gold.nodes, gold.neighbors and gold.examples (slim rows, or self-contained with
+    `neighbor_arrays`) of run `run_id`, the examples stage recorded as reading the other two."""
     from etl.lake import Lake, RunManifest, StageRecord
 
     lake = Lake(root)
-    examples, nodes, cutoff = build_rows(**kw)
+    full, nodes, cutoff = build_rows(**kw)
+    examples = full if neighbor_arrays else [slim(e) for e in full]
     n_users, n_items = kw.get("n_users", 40), kw.get("n_items", 30)
-    ex_schema = tables.examples(list(TASKS))
+    ex_schema = tables.examples(list(TASKS), neighbor_arrays=neighbor_arrays)
     nodes_df = spark.createDataFrame(nodes, tables.NODES.spark_schema())
     nv = lake.write(nodes_df.coalesce(1), tables.NODES, run_id=run_id, stage="graph")
+    gv = lake.write(spark.createDataFrame(neighbor_rows(**kw), tables.NEIGHBORS.spark_schema()).coalesce(1),
+                    tables.NEIGHBORS, run_id=run_id, stage="neighbors")
     ex_df = spark.createDataFrame(examples, ex_schema.spark_schema())  # 4 local slices: 4 files per split
     ev = lake.write(ex_df, ex_schema, run_id=run_id, stage="examples",
-                    properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS)})
-    RunManifest(lake).upsert(spark, StageRecord(run_id, "examples", "succeeded", inputs=[nv], outputs=[ev]))
+                    properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
+                                "grec.k": str(kw.get("k", 8)), "grec.neighbor_arrays": str(neighbor_arrays).lower()})
+    RunManifest(lake).upsert(spark, StageRecord(run_id, "examples", "succeeded", inputs=[nv, gv], outputs=[ev]))
     mv = None
     if with_macro:
         schema = tables.macro(list(TASKS))
-        mv = lake.write(spark.createDataFrame(macro_rows(examples, n_users, n_items, cutoff), schema.spark_schema())
+        mv = lake.write(spark.createDataFrame(macro_rows(full, n_users, n_items, cutoff), schema.spark_schema())
                         .coalesce(1), schema, run_id=run_id, stage="macro",
                         properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
                                     "grec.n_domains": str(len(DOMAINS)), "grec.n_clusters": str(MACRO_CLUSTERS)})
         RunManifest(lake).upsert(spark, StageRecord(run_id, "macro", "succeeded", inputs=[nv], outputs=[mv]))
-    eval_days = tuple(sorted({e[2] for e in examples if e[2] >= cutoff}))
+    eval_days = tuple(sorted({e[2] for e in full if e[2] >= cutoff}))
     return PlantedLake(lake.root, ev.version, nv.version, run_id, n_users, n_items,
                        sum(e[2] < cutoff for e in examples), sum(e[2] >= cutoff for e in examples), eval_days,
                        mv.version if mv is not None else None)

@@ -32,6 +32,14 @@ class LoaderBackend(str, enum.Enum):
     ARROW = "arrow"
 
 
+class Residency(str, enum.Enum):
+    """Where a split's rows live during training (training.data.resident)."""
+    AUTO = "auto"        # device when they fit in half the free device memory, else host
+    DEVICE = "device"    # decoded once into device memory
+    HOST = "host"        # decoded once into pinned host memory, streamed to the device in chunks
+    STREAM = "stream"    # read from Parquet every epoch (the streaming readers)
+
+
 class ModelName(str, enum.Enum):
     E2E_GREC = "e2e_grec"
     LTR = "ltr"
@@ -75,11 +83,21 @@ class DataConfig:
     timestamp: Optional[str] = param(None, "read the examples table as of this time (ISO 8601, UTC)")
     nodes_version: Optional[int] = param(
         None, "pin the node table version; default: the version the examples were built from (manifest)")
+    neighbors_table: str = param("gold.neighbors", "the sampled neighbour lists (held on the device as a node-indexed "
+                                                   "table; read unless the rows carry their own arrays and "
+                                                   "--residency stream)")
+    neighbors_version: Optional[int] = param(
+        None, "pin the neighbour table version; default: the version the examples were built from (manifest)")
     macro_table: str = param("gold.macro", "MGOE's macro-graph table (read by --model mgoe only)")
     macro_version: Optional[int] = param(
         None, "pin the macro table version; default: the version the examples' run wrote (manifest)")
     tasks: tuple[str, ...] = param((), "task labels, when the table has no grec.labels property")
-    loader: LoaderBackend = param(LoaderBackend.PETASTORM, "reader backend for training and evaluation")
+    loader: LoaderBackend = param(LoaderBackend.ARROW, "reader backend: decodes the rows once (resident) or every "
+                                                       "epoch (--residency stream); petastorm needs pyarrow <= 14")
+    residency: Residency = param(Residency.AUTO, "where the examples live: device (decoded once into device memory), "
+                                                 "host (pinned host memory, streamed in chunks), stream (read from "
+                                                 "Parquet every epoch), auto (device when they fit)")
+    shuffle: bool = param(True, "shuffle the training rows every epoch (off: stored order, e.g. to compare loaders)")
     batch_size: int = param(1024, "training examples per step (per rank)")
     eval_batch_size: int = param(8192, "examples per evaluation batch")
     shuffle_buffer: int = param(65536, "rows mixed by the shuffling buffer (0: no row shuffling)")
@@ -152,6 +170,7 @@ class RunConfig:
     progress: bool = param(True, "progress bar with examples/s")
     log_every: int = param(50, "steps between loss/weight log records")
     max_steps: Optional[int] = param(None, "stop each epoch after this many steps (smoke tests, benchmarks)")
+    cuda_graphs: bool = param(True, "capture the training step in a CUDA graph (resident data, one GPU; off: eager)")
     checkpoint: bool = param(True, "save checkpoint.pt after every epoch")
     resume: bool = param(False, "continue from OUT/checkpoint.pt (same snapshot and config required)")
 

@@ -28,6 +28,11 @@ class GateStats:
         self.sums = {g: torch.zeros(2 * len(e) + 1, dtype=torch.float64, device=device)
                      for g, e in self.gate_experts.items()}
 
+    def reset(self) -> None:
+        """Zero the sums in place (a captured step keeps adding into these same tensors)."""
+        for acc in self.sums.values():
+            acc.zero_()
+
     def update(self, gates: Mapping[str, torch.Tensor]) -> None:
         for name, w in gates.items():
             if name not in self.sums:
@@ -36,7 +41,9 @@ class GateStats:
             n = w.shape[1]
             acc = self.sums[name]
             acc[:n] += w.sum(0)
-            acc[n:2 * n] += torch.bincount(w.argmax(1), minlength=n).to(torch.float64)
+            # one_hot, not bincount: bincount on CUDA syncs with the host to size its output,
+            # which a captured training step cannot do.
+            acc[n:2 * n] += torch.nn.functional.one_hot(w.argmax(1), n).sum(0).to(torch.float64)
             acc[2 * n] += w.shape[0]
 
     def frame(self, epoch: int, ctx: DistContext) -> pd.DataFrame:

@@ -38,7 +38,8 @@ class GradNormStep:
 
 
 class GradNorm(nn.Module):
-    def __init__(self, names: Sequence[str], initial: Sequence[float], alpha: float = 1.0, lr: float = 0.025):
+    def __init__(self, names: Sequence[str], initial: Sequence[float], alpha: float = 1.0, lr: float = 0.025,
+                 capturable: bool = False):
         super().__init__()
         if len(names) < 2 or len(names) != len(initial):
             raise ValueError(f"GradNorm needs two or more losses with one initial weight each, got {names}, {initial}")
@@ -46,7 +47,8 @@ class GradNorm(nn.Module):
         self.alpha = alpha
         w = torch.tensor([float(v) for v in initial])
         self.weights = nn.Parameter(w * (len(w) / w.sum()))
-        self.optimizer = torch.optim.Adam([self.weights], lr=lr)
+        # capturable: the step count lives on the weights' device, so a CUDA graph can replay the update.
+        self.optimizer = torch.optim.Adam([self.weights], lr=lr, capturable=capturable)
         # L_i(0); NaN until the first step (a buffer, so a resumed run keeps its reference losses).
         self.register_buffer("initial_losses", torch.full((len(w),), float("nan")))
         self._has_initial = False

@@ -2,9 +2,9 @@
 
 Kept short on purpose; it exists to show what E2E-GRec replaces (SPEC §8).
 
-- Graph: the sampled 1-hop lists the train split's rows carry (one list per node: gold.neighbors'
-  lists, built from pre-cutoff edges only), i.e. exactly the graph E2E-GRec's encoder reads, so
-  the two differ only in how the encoder is trained (frozen BPR vs end-to-end).
+- Graph: the resident gold.neighbors lists cut to the examples' k (training.data.resident; built
+  from pre-cutoff edges only), i.e. exactly the graph E2E-GRec's encoder reads, so the two differ
+  only in how the encoder is trained (frozen BPR vs end-to-end).
 - Encoder: `SampledLightGCN`'s propagation on a free ID table E (width --id-dim), K = 1:
       Z_v = (E_v + deg(v)/|S(v)| sum_{x in S(v)} E_x / sqrt(deg(v) deg(x))) / 2
 - BPR: positives are the distinct (user, item) pairs of train rows whose --pretrain-task label is
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from training.data.arrow_reader import ArrowExampleReader
 from training.data.batching import EpochOptions
 from training.data.examples import Neighbours
+from training.data.resident import ResidentGraph
 from training.data.snapshot import DataFile, SnapshotError
 from training.models.lightgcn import SampledLightGCN
 
@@ -38,8 +39,8 @@ INIT_STD = 0.1  # LightGCN's normal initialisation
 
 @dataclass(frozen=True)
 class TrainingGraph:
-    nbr_ids: torch.Tensor    # (N, k) long: each node's sampled list, as the train rows carry it
-    nbr_count: torch.Tensor  # (N,) long: real entries of each list (0 for nodes in no train row)
+    nbr_ids: torch.Tensor    # (N, k): each node's sampled list (gold.neighbors, cut to k)
+    nbr_count: torch.Tensor  # (N,): real entries of each list
     positives: torch.Tensor  # (P, 2) long: distinct (user_node, item_node) positive pairs
     items: torch.Tensor      # (I,) long: distinct train items (the negatives' pool)
 
@@ -51,36 +52,22 @@ class Pretrained:
     seconds: float
 
 
-def read_training_graph(files: Sequence[DataFile], task: str, num_nodes: int, workers: int = 2) -> TrainingGraph:
-    """Neighbour lists and positive pairs from the train split (one sequential pass, no shuffling)."""
-    columns = ["user_node", "item_node", task, "user_nbr_ids", "user_nbr_count", "item_nbr_ids", "item_nbr_count"]
-    ids: np.ndarray | None = None
-    count = np.zeros(num_nodes, dtype=np.int64)
-    seen = np.zeros(num_nodes, dtype=bool)
+def read_training_graph(files: Sequence[DataFile], task: str, graph: ResidentGraph, workers: int = 2) -> TrainingGraph:
+    """The resident lists and the train split's positive pairs and items (one sequential pass)."""
+    num_nodes = graph.ids.shape[0]
     pairs, items = [], []
-    for batch in ArrowExampleReader(files, columns, EpochOptions(batch_size=READ_BATCH, workers=workers)):
-        for side in ("user", "item"):
-            nodes = batch[f"{side}_node"].numpy()
-            lists = batch[f"{side}_nbr_ids"].numpy()
-            if ids is None:
-                ids = np.zeros((num_nodes, lists.shape[1]), dtype=np.int64)
-            if lists.shape[1] != ids.shape[1]:
-                raise SnapshotError(f"neighbour lists of length {lists.shape[1]} and {ids.shape[1]} in one split: "
-                                    "the examples must be padded to one k")
-            if nodes.size and nodes.max() >= num_nodes:
-                raise SnapshotError(f"{side}_node {int(nodes.max())} is not in gold.nodes ({num_nodes} nodes)")
-            uniq, first = np.unique(nodes, return_index=True)
-            new = ~seen[uniq]
-            ids[uniq[new]] = lists[first[new]]
-            count[uniq[new]] = batch[f"{side}_nbr_count"].numpy()[first[new]]
-            seen[uniq[new]] = True
+    for batch in ArrowExampleReader(files, ["user_node", "item_node", task],
+                                    EpochOptions(batch_size=READ_BATCH, workers=workers)):
+        nodes = torch.cat([batch["user_node"], batch["item_node"]])
+        if nodes.numel() and int(nodes.max()) >= num_nodes:
+            raise SnapshotError(f"node {int(nodes.max())} of the train split is not in gold.nodes ({num_nodes} nodes)")
         positive = batch[task].numpy() == 1
         pairs.append(np.stack([batch["user_node"].numpy()[positive], batch["item_node"].numpy()[positive]], axis=1))
         items.append(np.unique(batch["item_node"].numpy()))
     positives = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), dtype=np.int64)
     if not len(positives):
         raise SnapshotError(f"the train split has no row with {task} = 1: BPR pretraining needs positives")
-    return TrainingGraph(torch.from_numpy(ids), torch.from_numpy(count), torch.from_numpy(positives.astype(np.int64)),
+    return TrainingGraph(graph.ids, graph.count, torch.from_numpy(positives.astype(np.int64)),
                          torch.from_numpy(np.unique(np.concatenate(items))))
 
 

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -16,6 +16,7 @@ from training.data.examples import DOMAINS_PROPERTY
 from training.data.loader import TrainingSnapshots
 from training.data.macro import MacroTable, load_macro_table
 from training.data.nodes import NodeTable
+from training.data.resident import ResidentGraph
 from training.data.snapshot import DataFile
 from training.distributed import DistContext
 from training.models import SideInputs, required_side_inputs
@@ -25,7 +26,7 @@ MACRO_PREFIX = "macro."  # where MGOE keeps the macro buffers in its state dict
 
 
 def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTable, train_files: Sequence[DataFile],
-                     ctx: DistContext) -> tuple[SideInputs, dict]:
+                     ctx: DistContext, graph: Optional[ResidentGraph] = None) -> tuple[SideInputs, dict]:
     """The side inputs cfg's model needs, and a record of how they were made (for run.json)."""
     needs = required_side_inputs(cfg.model.name)
     macro, embeddings, record = None, None, {}
@@ -39,7 +40,10 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
         task = m.pretrain_task or snaps.tasks[0]
         if task not in snaps.tasks:
             raise ConfigError(f"--pretrain-task {task!r} is not one of the tasks {list(snaps.tasks)}")
-        graph = read_training_graph(train_files, task, nodes.num_nodes, cfg.data.workers)
+        if graph is None:
+            raise ConfigError(f"--model {cfg.model.name.value} pretrains on {cfg.data.neighbors_table}, "
+                              "which was not loaded")
+        graph = read_training_graph(train_files, task, graph, cfg.data.workers)
         pre = pretrain_lightgcn_bpr(graph, nodes.degree, dim=m.id_dim, epochs=m.pretrain_epochs, lr=m.pretrain_lr,
                                     l2=m.pretrain_l2, batch_size=cfg.data.batch_size, seed=cfg.run.seed,
                                     device=ctx.device)

@@ -8,12 +8,13 @@ gates.parquet and the console (training.gates).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training.config import DeviceKind, LossWeighting, TrainConfig
+from training.config import DeviceKind, LoaderBackend, LossWeighting, Residency, TrainConfig
 from training.data.batching import on_device
 from training.data.examples import ExampleBatch, example_columns
 from training.data.loader import TrainingSnapshots, make_batches, resolve_training_snapshots, split_files
 from training.data.nodes import NodeTable, load_node_table
+from training.data.resident import (ResidentExamples, ResidentGraph, choose_residency, decoded_chunks,
+                                    load_resident_examples, load_resident_graph, neighbors_k, planned_bytes)
 from training.distributed import (DistContext, average_, gather_cat, in_step, init_distributed, shutdown,
                                   wrap_ddp)
 from training.gates import GateStats, summarise
@@ -34,8 +37,10 @@ from training.metrics import evaluate
 from training.models import ModelOutput, RankingModel, build_model, required_side_inputs
 from training.report import write_metrics
 from training.side_inputs import load_side_inputs, side_inputs_from_state
+from training.step import TrainStep, capture_blockers
 
 LOSS_NAMES = ("ssl", "ltr")
+log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -56,6 +61,15 @@ class TrainResult:
     device: str
     out_dir: Path
     model: nn.Module             # the trained model (unwrapped from DDP)
+    load_seconds: float = 0.0    # cold load: node table, resident graph and resident rows
+    data: Optional[dict] = None  # how the training split was served (SplitData.describe)
+    step: Optional[TrainStep] = None  # the step object (benchmarks time its captured graph)
+    steady_examples_per_s: float = 0.0  # after the warm-up and capture steps of each epoch
+
+    @property
+    def captured(self) -> bool:
+        """Whether the step ran from a CUDA graph."""
+        return self.step is not None and self.step.captured
 
 
 def resolve_device(kind: DeviceKind) -> torch.device:
@@ -82,11 +96,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class LossBalance:
     """Turns a ModelOutput into the loss to backpropagate: GradNorm, fixed weights, or L_LTR alone."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
+    def __init__(self, cfg: TrainConfig, device: torch.device, capturable: bool = False):
         o = cfg.optim
         self.gfae = cfg.model.ssl
         self.fixed = torch.tensor([o.ssl_weight, o.ltr_weight], device=device)
-        self.gradnorm = (GradNorm(LOSS_NAMES, [o.ssl_weight, o.ltr_weight], o.gradnorm_alpha, o.gradnorm_lr).to(device)
+        self.gradnorm = (GradNorm(LOSS_NAMES, [o.ssl_weight, o.ltr_weight], o.gradnorm_alpha, o.gradnorm_lr,
+                                  capturable=capturable).to(device)
                          if self.gfae and o.loss_weighting is LossWeighting.GRADNORM else None)
 
     def __call__(self, out: ModelOutput, model: RankingModel, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,14 +131,14 @@ class LossBalance:
             self.gradnorm.optimizer.load_state_dict(state["optimizer"])
 
 
-def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+def make_optimizers(model: nn.Module, cfg: TrainConfig, capturable: bool = False) -> list[torch.optim.Optimizer]:
     sparse = list(model.sparse_parameters())
     sparse_ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in sparse_ids]
     # One fused kernel for all dense parameters on CUDA (the per-tensor loop cost ~10% of a step).
     fused = all(p.is_cuda for p in dense) or None
     opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                                          fused=fused)]
+                                                          fused=fused, capturable=capturable)]
     if sparse:
         opts.append(torch.optim.SparseAdam(sparse, lr=cfg.optim.lr))
     return opts
@@ -146,47 +161,58 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
         raise TrainingError("--sparse-embeddings with DDP needs sparse all-reduce, which NCCL lacks: drop the flag "
                             "for multi-GPU runs")
     seed_everything(cfg.run.seed)
-    snaps = resolve_training_snapshots(cfg.data, with_macro="macro" in required_side_inputs(cfg.model.name))
+    needs = required_side_inputs(cfg.model.name)
+    snaps = resolve_training_snapshots(cfg.data, with_macro="macro" in needs, with_graph="graph_embeddings" in needs)
     if ctx.is_main:
         print(describe_snapshots(snaps), flush=True)
+    load_start = time.perf_counter()
     nodes = load_node_table(snaps.nodes)
+    graph = (load_resident_graph(snaps.neighbors, neighbors_k(snaps.examples, snaps.neighbors), nodes.degree, device,
+                                 cfg.data.workers) if snaps.neighbors is not None else None)
     train_files = split_files(snaps.examples, cfg.data.train_split)
     eval_files = split_files(snaps.examples, cfg.data.eval_split)
-    side, side_record = load_side_inputs(cfg, snaps, nodes, train_files, ctx)
+    train_data = SplitData.load(cfg, snaps, train_files, graph, device, "train")
+    eval_data = SplitData.load(cfg, snaps, eval_files, graph, device, "eval")
+    load_s = time.perf_counter() - load_start
+    side, side_record = load_side_inputs(cfg, snaps, nodes, train_files, ctx, graph)
     model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings,
                         side).to(device)
-    balance = LossBalance(cfg, device)
-    optimizers = make_optimizers(model, cfg)
+    blockers = capture_blockers(device, ctx.enabled, cfg.optim.sparse_embeddings) if cfg.run.cuda_graphs else []
+    capture = cfg.run.cuda_graphs and not blockers
+    if blockers and ctx.is_main and device.type == "cuda":
+        log.warning("training step not captured in a CUDA graph: %s", "; ".join(blockers))
+    balance = LossBalance(cfg, device, capturable=capture)
+    optimizers = make_optimizers(model, cfg, capturable=capture)
     out_dir = Path(cfg.run.out)
     start_epoch = _resume(cfg, out_dir, model, optimizers, balance, snaps) if cfg.run.resume else 0
     trained: nn.Module = model
     if ctx.enabled:
         trained = wrap_ddp(model, ctx)
-    columns = example_columns(snaps.tasks)
     amp = cfg.run.amp and device.type == "cuda"
+    gates = GateStats(model.gate_experts, device)
+    step = TrainStep(trained, train_data.assemble, lambda out: balance(out, model, ctx), optimizers, gates, device,
+                     amp, capture)
     log_parts: list[torch.Tensor] = []
     gate_parts: list[pd.DataFrame] = []
-    examples = 0
-    loader_s = 0.0
+    examples, steady_examples = 0, 0
+    loader_s, steady_s = 0.0, 0.0
     train_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.run.epochs):
-        batches = make_batches(cfg.data.loader, train_files, columns, batch_size=cfg.data.batch_size, shuffle=True,
-                               seed=epoch_seed(cfg.run.seed, epoch), rank=ctx.rank, world=ctx.world,
-                               shuffle_buffer=cfg.data.shuffle_buffer, workers=cfg.data.workers, drop_last=True,
-                               pin_memory=device.type == "cuda")
-        per_rank = sum(f.rows for f in train_files) // ctx.world
+        per_rank = train_data.rows_per_rank(ctx.world)
         bar = tqdm(total=per_rank if cfg.run.max_steps is None else min(per_rank, cfg.run.max_steps *
                                                                           cfg.data.batch_size),
                    unit="ex", unit_scale=True, desc=f"epoch {epoch + 1}/{cfg.run.epochs}",
                    disable=not (cfg.run.progress and ctx.is_main), file=sys.stderr)
-        gates = GateStats(model.gate_experts, device)
-        stats = train_epoch(trained, model, balance, optimizers, on_device(in_step(ctx, batches), device),
-                            snaps.tasks, cfg, ctx, amp, bar, gates)
+        gates.reset()
+        model.train()
+        stats = train_epoch(step, train_data.epoch(epoch_seed(cfg.run.seed, epoch), ctx, train=True), cfg, ctx, bar)
         bar.close()
         if model.gate_experts:
             gate_parts.append(gates.frame(epoch, ctx))
         examples += stats.examples
         loader_s += stats.loader_seconds
+        steady_examples += stats.steady_examples
+        steady_s += stats.steady_seconds
         if len(stats.log):
             log_parts.append(torch.cat([torch.full((len(stats.log), 1), float(epoch)), stats.log], dim=1))
         if cfg.run.checkpoint and ctx.is_main:
@@ -195,17 +221,19 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
         torch.cuda.synchronize()
     train_s = time.perf_counter() - train_start
     eval_start = time.perf_counter()
-    probs, labels, users, days = predict_split(model, eval_files, columns, snaps.tasks, cfg, ctx, amp)
+    probs, labels, users, days = predict_split(model, eval_data, ctx, amp)
     label = cfg.run.label or cfg.model.name.value
     metrics = (evaluate(probs, labels, users, days, snaps.tasks, label) if ctx.is_main
                else pd.DataFrame())
     eval_s = time.perf_counter() - eval_start
-    log = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, 7)),
-                       columns=["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr"])
+    log_frame = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, 7)),
+                             columns=["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr"])
     gate_log = pd.concat(gate_parts, ignore_index=True) if gate_parts else pd.DataFrame()
     pretrain_s = side_record.get("pretrain", {}).get("seconds", 0.0)
-    result = TrainResult(metrics, snaps.describe(), log, gate_log, examples * ctx.world / train_s if train_s else 0.0,
-                         train_s, pretrain_s, eval_s, loader_s, str(device), out_dir, model)
+    result = TrainResult(metrics, snaps.describe(), log_frame, gate_log,
+                         examples * ctx.world / train_s if train_s else 0.0, train_s, pretrain_s, eval_s, loader_s,
+                         str(device), out_dir, model, load_s, train_data.describe(), step,
+                         steady_examples * ctx.world / steady_s if steady_s else 0.0)
     if ctx.is_main:
         if not gate_log.empty:
             print(summarise(gate_log), flush=True)
@@ -213,72 +241,141 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     return result
 
 
+class SplitData:
+    """One split's batches on the device: resident (decoded once, gathered per batch) or streamed
+    from Parquet every epoch, with the graph lists gathered from the resident graph when loaded."""
+
+    def __init__(self, cfg: TrainConfig, tasks: Sequence[str], files, columns: list[str],
+                 graph: Optional[ResidentGraph], device: torch.device, residency: Residency,
+                 resident: Optional[ResidentExamples]):
+        self.cfg, self.tasks, self.files, self.columns = cfg, tuple(tasks), files, columns
+        self.graph, self.device, self.residency, self.resident = graph, device, residency, resident
+
+    @classmethod
+    def load(cls, cfg: TrainConfig, snaps: TrainingSnapshots, files, graph: Optional[ResidentGraph],
+             device: torch.device, name: str) -> "SplitData":
+        columns = example_columns(snaps.tasks, neighbor_arrays=graph is None)
+        residency = choose_residency(cfg.data.residency, planned_bytes(files, columns), device)
+        resident = None
+        if residency is not Residency.STREAM:
+            rows = sum(f.rows for f in files)
+            if cfg.data.loader is LoaderBackend.PETASTORM:
+                chunks = make_batches(LoaderBackend.PETASTORM, files, columns, batch_size=1 << 20, shuffle=False,
+                                      seed=0, workers=cfg.data.workers)
+            else:
+                chunks = decoded_chunks(files, columns, cfg.data.workers)
+            resident = load_resident_examples(chunks, rows, columns, device, residency,
+                                              f"{snaps.examples.table} v{snaps.examples.version} {name}")
+        return cls(cfg, snaps.tasks, files, columns, graph, device, residency, resident)
+
+    def assemble(self, cols: dict[str, torch.Tensor]) -> ExampleBatch:
+        return ExampleBatch.from_columns(cols, self.tasks, self.cfg.data.mask_target_edge, self.graph)
+
+    def rows_per_rank(self, world: int) -> int:
+        return sum(f.rows for f in self.files) // world
+
+    def describe(self) -> dict[str, object]:
+        return {"residency": self.residency.value, "columns": self.columns, "graph": self.graph is not None,
+                "rows": sum(f.rows for f in self.files),
+                "bytes": self.resident.nbytes() if self.resident is not None else None}
+
+    def epoch(self, seed: int, ctx: DistContext, *, train: bool) -> Iterator[dict[str, torch.Tensor]]:
+        d = self.cfg.data
+        size = d.batch_size if train else d.eval_batch_size
+        shuffle = train and d.shuffle
+        if self.resident is not None:
+            return self.resident.epoch(size, shuffle=shuffle, seed=seed, rank=ctx.rank, world=ctx.world,
+                                       drop_last=train)
+        batches = make_batches(d.loader, self.files, self.columns, batch_size=size, shuffle=shuffle, seed=seed,
+                               rank=ctx.rank, world=ctx.world, shuffle_buffer=d.shuffle_buffer if train else 0,
+                               workers=d.workers, drop_last=train, pin_memory=self.device.type == "cuda")
+        return on_device(in_step(ctx, batches) if train else batches, self.device)
+
+
 @dataclass
 class EpochStats:
     log: torch.Tensor        # (steps, 6): step, loss, L_SSL, L_LTR, w_SSL, w_LTR (CPU)
     examples: int
     loader_seconds: float
+    steady_examples: int = 0       # examples after the warm-up and capture steps
+    steady_seconds: float = 0.0    # their wall time, loader included (timed on the device's stream)
 
 
-def train_epoch(trained: nn.Module, model: RankingModel, balance: LossBalance,
-                optimizers: Sequence[torch.optim.Optimizer], stream: Iterator[dict[str, torch.Tensor]],
-                tasks: Sequence[str], cfg: TrainConfig, ctx: DistContext, amp: bool, bar: tqdm,
-                gates: GateStats) -> EpochStats:
-    """One pass over `stream` (device batches); `trained` is `model` or its DDP wrapper; gate weights
-    of expert models accumulate in `gates`."""
-    model.train()
+class StreamClock:
+    """Wall time between two points of the training loop as the device sees it: CUDA events on the
+    current stream (no sync when marking), perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            self.marks.append(e)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self) -> float:
+        if len(self.marks) < 2:
+            return 0.0
+        first, last = self.marks[0], self.marks[-1]
+        if self.cuda:
+            last.synchronize()
+            return first.elapsed_time(last) / 1000
+        return last - first
+
+
+def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg: TrainConfig, ctx: DistContext,
+                bar: tqdm) -> EpochStats:
+    """One pass over `stream` (device batches). Log rows stay on the device; the progress bar reads one
+    every --log-every steps (the only host sync of the loop)."""
     rows: list[torch.Tensor] = []
-    examples, loader_s = 0, 0.0
+    examples, loader_s, steady = 0, 0.0, 0
+    clock = StreamClock(ctx.device)
     while cfg.run.max_steps is None or len(rows) < cfg.run.max_steps:
         t0 = time.perf_counter()
         cols = next(stream, None)
         loader_s += time.perf_counter() - t0
         if cols is None:
             break
-        batch = ExampleBatch.from_columns(cols, tasks, cfg.data.mask_target_edge)
-        with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=amp):
-            out = trained(batch)
-        total, row = balance(out, model, ctx)
-        if out.gates:
-            gates.update(out.gates)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        total.backward()
-        for opt in optimizers:
-            opt.step()
-        rows.append(torch.cat([total.detach().float()[None], row]))  # stays on the device: no sync per step
-        examples += batch.size
-        bar.update(batch.size)
-        if ctx.is_main and len(rows) % cfg.run.log_every == 0:
+        rows.append(step(cols))
+        size = len(cols["user_node"])
+        examples += size
+        if step.steps > step.warmup + 1:
+            steady += size
+        if step.steps >= step.warmup + 1:
+            clock.mark()
+        bar.update(size)
+        if ctx.is_main and not bar.disable and len(rows) % cfg.run.log_every == 0:
             r = rows[-1].tolist()
             bar.set_postfix(loss=f"{r[0]:.4f}", w_ssl=f"{r[3]:.3f}", w_ltr=f"{r[4]:.3f}")
-    stream.close()
+    if hasattr(stream, "close"):
+        stream.close()
     if not rows:
         return EpochStats(torch.zeros((0, 6)), 0, loader_s)
     values = torch.stack(rows).cpu()
     steps = torch.arange(len(rows), dtype=torch.float32)[:, None]
-    return EpochStats(torch.cat([steps, values], dim=1), examples, loader_s)
+    return EpochStats(torch.cat([steps, values], dim=1), examples, loader_s, steady, clock.seconds())
 
 
-def predict_split(model: nn.Module, files, columns: Sequence[str], tasks: Sequence[str], cfg: TrainConfig,
-                  ctx: DistContext, amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def predict_split(model: nn.Module, data: SplitData, ctx: DistContext,
+                  amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Probabilities, labels, user ids and days of a whole split, gathered from every rank."""
     device = ctx.device
     model.eval()
     parts: list[tuple[torch.Tensor, ...]] = []
-    batches = make_batches(cfg.data.loader, files, columns, batch_size=cfg.data.eval_batch_size, shuffle=False,
-                           seed=0, rank=ctx.rank, world=ctx.world, workers=cfg.data.workers,
-                           pin_memory=device.type == "cuda")
     with torch.inference_mode():
-        for cols in on_device(batches, device):
-            batch = ExampleBatch.from_columns(cols, tasks, cfg.data.mask_target_edge)
+        for cols in data.epoch(0, ctx, train=False):
+            batch = data.assemble(cols)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(batch).logits
             parts.append((torch.sigmoid(logits.float()), batch.labels, batch.user_node, batch.day))
     if parts:
         local = [torch.cat(p) for p in zip(*parts)]
     else:
-        t = len(tasks)
+        t = len(data.tasks)
         local = [torch.zeros((0, t), device=device), torch.zeros((0, t), device=device),
                  torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, dtype=torch.long, device=device)]
     probs, labels, users, days = (gather_cat(ctx, x) for x in local)
@@ -286,10 +383,12 @@ def predict_split(model: nn.Module, files, columns: Sequence[str], tasks: Sequen
 
 
 def describe_snapshots(snaps: TrainingSnapshots) -> str:
-    e, n, m = snaps.examples, snaps.nodes, snaps.macro
+    e, n, m, g = snaps.examples, snaps.nodes, snaps.macro, snaps.neighbors
     macro = f"{m.table} v{m.version} (pinned by {snaps.macro_pinned_by}); " if m is not None else ""
-    return (f"snapshot: {e.table} v{e.version} ({e.rows} rows, {len(e.files)} files, {e.uri}); "
-            f"{n.table} v{n.version} (pinned by {snaps.nodes_pinned_by}); {macro}tasks {list(snaps.tasks)}")
+    graph = f"{g.table} v{g.version} (pinned by {snaps.neighbors_pinned_by}); " if g is not None else ""
+    layout = "self-contained rows" if snaps.neighbor_arrays else "slim rows"
+    return (f"snapshot: {e.table} v{e.version} ({e.rows} rows, {len(e.files)} files, {layout}, {e.uri}); "
+            f"{n.table} v{n.version} (pinned by {snaps.nodes_pinned_by}); {graph}{macro}tasks {list(snaps.tasks)}")
 
 
 def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label: str, side_record: dict) -> None:
@@ -302,6 +401,7 @@ def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label
     summary = {
         "label": label, "config": cfg.to_dict(), "snapshots": result.snapshots, "device": result.device,
         "world_size": ctx.world, "examples_per_s": result.examples_per_s, "train_seconds": result.train_seconds,
+        "steady_examples_per_s": result.steady_examples_per_s, "load_seconds": result.load_seconds, "data": result.data, "cuda_graph": result.captured,
         "eval_seconds": result.eval_seconds, "loader_wait_seconds": result.loader_seconds,
         "pretrain_seconds": result.pretrain_seconds,
         "final_weights": (result.log[["w_ssl", "w_ltr"]].iloc[-1].tolist() if len(result.log) else None),
@@ -311,7 +411,7 @@ def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label
 
 
 def describe_snapshots_from(described: dict) -> str:
-    parts = [described[k] for k in ("examples", "nodes", "macro") if k in described]
+    parts = [described[k] for k in ("examples", "nodes", "neighbors", "macro") if k in described]
     return ", ".join(f"{p['table']} v{p['version']}" for p in parts)
 
 

@@ -92,7 +92,7 @@ class ArrowExampleReader:
         order = list(self.groups)
         if o.shuffle:
             random.Random(o.seed).shuffle(order)  # same seed on every rank: one global order
-        return ordered_map(partial(_read_slice, columns=self.columns), shard_slices(order, o.rank, o.world), o.workers)
+        return ordered_map(partial(read_piece_numpy, columns=self.columns), shard_slices(order, o.rank, o.world), o.workers)
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         o = self.options
@@ -104,7 +104,13 @@ class ArrowExampleReader:
         yield from prefetch(self._batches(), 2)
 
 
-def _read_slice(piece: tuple[RowGroup, int, int], columns: Sequence[str]) -> dict[str, np.ndarray]:
+def read_piece(piece: tuple[RowGroup, int, int], columns: Sequence[str]) -> pa.Table:
+    """Rows [start, stop) of one row group, as Arrow."""
     g, start, stop = piece
-    table = _open(g.uri).read_row_group(g.index, columns=columns).slice(start, stop - start)
-    return table_to_numpy(table, columns, f"{g.uri} row group {g.index}")
+    return _open(g.uri).read_row_group(g.index, columns=list(columns)).slice(start, stop - start)
+
+
+def read_piece_numpy(piece: tuple[RowGroup, int, int], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows [start, stop) of one row group as numpy columns (lists as 2-D arrays)."""
+    g = piece[0]
+    return table_to_numpy(read_piece(piece, columns), columns, f"{g.uri} row group {g.index}")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import torch
 
 from schemas.tables import examples as examples_schema
 from training.data.snapshot import Snapshot, SnapshotError, require_columns
+
+if TYPE_CHECKING:
+    from training.data.resident import ResidentGraph
 
 LABELS_PROPERTY = "grec.labels"
 DOMAINS_PROPERTY = "grec.domains"
@@ -15,14 +18,25 @@ DOMAINS_PROPERTY = "grec.domains"
 # Neighbour edge weights and types are read by the sampler, not by the encoders: SPEC §6 normalises
 # by full-graph degrees only, so the trainer skips those columns and their IO.
 _SIDE_COLUMNS = ("nbr_ids", "nbr_count", "degree")
+SLIM_COLUMNS = ("user_node", "item_node", "day", "domain_id")
 
 
-def example_columns(tasks: Sequence[str]) -> list[str]:
-    """The columns a training batch needs, in schema order (names checked against schemas.tables)."""
-    wanted = {"user_node", "item_node", "day", "domain_id", "user_features", "item_features", *tasks,
-              *(f"{side}_{c}" for side in ("user", "item") for c in _SIDE_COLUMNS)}
-    names = examples_schema(list(tasks)).names
+def example_columns(tasks: Sequence[str], neighbor_arrays: bool = False) -> list[str]:
+    """The columns a training batch reads, in schema order: the impression alone (slim rows, whose
+    lists and features come from the resident graph and node table), or with `neighbor_arrays` also
+    the lists and features a self-contained row carries."""
+    wanted = {*SLIM_COLUMNS, *tasks}
+    if neighbor_arrays:
+        wanted |= {"user_features", "item_features",
+                   *(f"{side}_{c}" for side in ("user", "item") for c in _SIDE_COLUMNS)}
+    names = examples_schema(list(tasks), neighbor_arrays=True).names
     return [n for n in names if n in wanted]
+
+
+def has_neighbor_arrays(snapshot: Snapshot, tasks: Sequence[str]) -> bool:
+    """Whether the rows are self-contained (carry both nodes' lists and features)."""
+    names = set(snapshot.schema.names)
+    return all(c in names for c in example_columns(tasks, neighbor_arrays=True))
 
 
 def resolve_tasks(snapshot: Snapshot, fallback: Sequence[str] = ()) -> tuple[str, ...]:
@@ -88,11 +102,12 @@ class ExampleBatch:
     item_node: torch.Tensor      # (B,) long
     day: torch.Tensor            # (B,) long, days since 1970-01-01
     domain_id: torch.Tensor      # (B,) long
-    user_features: torch.Tensor  # (B, Fu) float
-    item_features: torch.Tensor  # (B, Fi) float
     labels: torch.Tensor         # (B, T) float 0/1
     user: Neighbours
     item: Neighbours
+    # Side features a self-contained row carries; None: the model reads them from its node table.
+    user_features: Optional[torch.Tensor] = None  # (B, Fu) float
+    item_features: Optional[torch.Tensor] = None  # (B, Fi) float
 
     @property
     def size(self) -> int:
@@ -100,18 +115,30 @@ class ExampleBatch:
 
     @classmethod
     def from_columns(cls, cols: Mapping[str, torch.Tensor], tasks: Sequence[str],
-                     mask_target_edge: bool = True) -> "ExampleBatch":
+                     mask_target_edge: bool = True, graph: Optional["ResidentGraph"] = None) -> "ExampleBatch":
         """A batch from loader columns; `mask_target_edge` leaves each example's own (user, item) edge
-        out of both nodes' neighbour lists (see `Neighbours`)."""
+        out of both nodes' neighbour lists (see `Neighbours`).
+
+        With `graph` (training.data.resident) the lists are gathered from the resident graph by node
+        id and the columns need only the impression (slim rows); without it they come from the
+        row's own arrays, as self-contained rows carry them.
+        """
         user_node, item_node = cols["user_node"].long(), cols["item_node"].long()
 
-        def side(s: str, other: torch.Tensor) -> Neighbours:
+        def side(s: str, node: torch.Tensor, other: torch.Tensor) -> Neighbours:
+            exclude = other if mask_target_edge else None
+            if graph is not None:
+                return graph.neighbours(node, exclude)
             return Neighbours(cols[f"{s}_nbr_ids"].long(), cols[f"{s}_nbr_count"].long(),
-                              cols[f"{s}_degree"].float(), other if mask_target_edge else None)
+                              cols[f"{s}_degree"].float(), exclude)
+
+        def features(s: str) -> Optional[torch.Tensor]:
+            f = cols.get(f"{s}_features")
+            return f.float() if f is not None and graph is None else None
 
         return cls(
             user_node=user_node, item_node=item_node,
             day=cols["day"].long(), domain_id=cols["domain_id"].long(),
-            user_features=cols["user_features"].float(), item_features=cols["item_features"].float(),
             labels=torch.stack([cols[t].float() for t in tasks], dim=1),
-            user=side("user", item_node), item=side("item", user_node))
+            user=side("user", user_node, item_node), item=side("item", item_node, user_node),
+            user_features=features("user"), item_features=features("item"))

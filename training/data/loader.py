@@ -6,10 +6,10 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
-from training.config import DataConfig, LoaderBackend
+from training.config import DataConfig, LoaderBackend, Residency
 from training.data.arrow_reader import ArrowExampleReader
 from training.data.batching import EpochOptions
-from training.data.examples import count_domains, resolve_tasks
+from training.data.examples import count_domains, has_neighbor_arrays, resolve_tasks
 from training.data.manifest import built_from, run_outputs
 from training.data.petastorm_reader import PetastormExampleReader
 from training.data.snapshot import DataFile, Snapshot, SnapshotError, resolve_snapshot
@@ -26,11 +26,16 @@ class TrainingSnapshots:
     num_domains: int
     macro: Optional[Snapshot] = None       # gold.macro, resolved for the models that read it (MGOE)
     macro_pinned_by: Optional[str] = None
+    neighbor_arrays: bool = False          # the rows carry their own lists and features (self-contained)
+    neighbors: Optional[Snapshot] = None   # gold.neighbors, resolved when the lists are read from it
+    neighbors_pinned_by: Optional[str] = None
 
     def describe(self) -> dict[str, object]:
         out = {"examples": self.examples.describe(),
                "nodes": {**self.nodes.describe(), "pinned_by": self.nodes_pinned_by},
                "tasks": list(self.tasks), "num_domains": self.num_domains}
+        if self.neighbors is not None:
+            out["neighbors"] = {**self.neighbors.describe(), "pinned_by": self.neighbors_pinned_by}
         if self.macro is not None:
             out["macro"] = {**self.macro.describe(), "pinned_by": self.macro_pinned_by}
         return out
@@ -47,7 +52,10 @@ def _pin_companion(cfg: DataConfig, examples: Snapshot, table: str, flag: Option
     return resolve_snapshot(cfg.lake, table, version=version), pinned_by
 
 
-def resolve_training_snapshots(cfg: DataConfig, with_macro: bool = False) -> TrainingSnapshots:
+def resolve_training_snapshots(cfg: DataConfig, with_macro: bool = False,
+                               with_graph: bool = False) -> TrainingSnapshots:
+    """The pinned tables of a run. gold.neighbors is pinned when the lists must come from it: slim
+    rows, resident rows (which read the impression only), or `with_graph` (two-stage pretraining)."""
     version: Optional[int] = cfg.version
     if cfg.run is not None:
         run_tables = run_outputs(cfg.lake, cfg.run)
@@ -58,8 +66,13 @@ def resolve_training_snapshots(cfg: DataConfig, with_macro: bool = False) -> Tra
     nodes, pinned_by = _pin_companion(cfg, examples, cfg.nodes_table, cfg.nodes_version)
     macro, macro_pinned_by = (_pin_companion(cfg, examples, cfg.macro_table, cfg.macro_version) if with_macro
                               else (None, None))
-    return TrainingSnapshots(examples, nodes, pinned_by, resolve_tasks(examples, cfg.tasks), count_domains(examples),
-                             macro, macro_pinned_by)
+    tasks = resolve_tasks(examples, cfg.tasks)
+    arrays = has_neighbor_arrays(examples, tasks)
+    neighbors, neighbors_pinned_by = None, None
+    if with_graph or not arrays or cfg.residency is not Residency.STREAM:
+        neighbors, neighbors_pinned_by = _pin_companion(cfg, examples, cfg.neighbors_table, cfg.neighbors_version)
+    return TrainingSnapshots(examples, nodes, pinned_by, tasks, count_domains(examples), macro, macro_pinned_by,
+                             arrays, neighbors, neighbors_pinned_by)
 
 
 def split_files(snapshot: Snapshot, split: str) -> list[DataFile]:
