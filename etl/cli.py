@@ -23,7 +23,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("etl", "swing"): ("etl.jobs.swing", "bronze positives -> silver.swing_i2i"),
     ("etl", "graph"): ("etl.jobs.graph", "-> gold.nodes, gold.edges, gold.graph_stats"),
     ("etl", "neighbors"): ("etl.jobs.neighbors", "-> gold.neighbors (importance-sampled, p ∝ w^β)"),
-    ("etl", "examples"): ("etl.jobs.examples", "-> gold.examples (training/eval rows with subgraphs)"),
+    ("etl", "examples"): ("etl.jobs.examples", "-> gold.examples (one row per impression; --neighbor-arrays "
+                                               "adds both nodes' features and neighbour lists)"),
     ("etl", "macro"): ("etl.jobs.macro", "-> gold.macro (MGOE macro-graph features)"),
     ("swing",): ("etl.jobs.swing", "standalone Swing on any file (--input ... --output ...)"),
     ("data", "synthetic"): ("etl.jobs.synthetic_data", "write synthetic interaction logs in contract form"),

@@ -153,7 +153,8 @@ RUNS = TableSchema(
 )
 
 
-# Padding for fixed-length neighbour arrays in gold.examples (Petastorm needs rectangular batches).
+# Padding for the fixed-length neighbour arrays of gold.examples' arrays layout (Petastorm needs
+# rectangular batches).
 PAD_NODE = 0
 PAD_TYPE = -1
 
@@ -168,11 +169,23 @@ def _nbr_cols(side: str) -> list[Col]:
     ]
 
 
-def examples(labels: Sequence[str]) -> TableSchema:
-    """gold.examples for a given task list: one row per impression with its 1-hop subgraph (SPEC §5).
+def examples(labels: Sequence[str], neighbor_arrays: bool = False) -> TableSchema:
+    """gold.examples for a given task list: one row per impression (SPEC §5).
+
+    Slim rows (the default, neighbor_arrays=False) carry only the impression: both node ids, day,
+    split, domain and labels. Node features and neighbour lists are not copied into every row: a
+    trainer keeps gold.nodes and gold.neighbors (k per node, the table property grec.k) resident on
+    the device and gathers them per example, so the rows stay a few dozen bytes instead of kilobytes
+    and a resampled gold.neighbors needs no rewrite of the examples.
+
+    With neighbor_arrays=True each row also carries both nodes' features and their 1-hop lists cut
+    and padded to k (the row's self-contained 1-hop subgraph), for consumers that read rows alone.
+    The table property grec.neighbor_arrays records which layout a version has.
 
     Only numeric and flat-array columns, so Petastorm streams every column the trainer needs.
     """
+    features = [Col("user_features", Kind.FLOAT_ARRAY, "user side features"),
+                Col("item_features", Kind.FLOAT_ARRAY, "item side features")] if neighbor_arrays else []
     return TableSchema(
         "gold.examples",
         [
@@ -181,13 +194,12 @@ def examples(labels: Sequence[str]) -> TableSchema:
             Col("day", Kind.INT, "event date as days since 1970-01-01 (UTC)"),
             Col("split", Kind.STRING, "train or eval (eval = the last eval_days days)", values=["train", "eval"]),
             Col("domain_id", Kind.INT, "item domain code (see the table property grec.domains)", min_value=0),
-            Col("user_features", Kind.FLOAT_ARRAY, "user side features"),
-            Col("item_features", Kind.FLOAT_ARRAY, "item side features"),
+            *features,
             *(label_col(n) for n in labels),
-            *_nbr_cols("user"),
-            *_nbr_cols("item"),
+            *(_nbr_cols("user") + _nbr_cols("item") if neighbor_arrays else []),
         ],
-        doc="training and evaluation examples with both nodes' sampled neighbour lists",
+        doc=("training and evaluation examples with both nodes' sampled neighbour lists" if neighbor_arrays else
+             "training and evaluation examples: one impression per row; neighbours come from gold.neighbors"),
         partition_by=("split",),
     )
 

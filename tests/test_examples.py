@@ -14,31 +14,48 @@ CUTOFF = date(2024, 1, 3)
 K = 3
 
 
-@pytest.fixture(scope="module")
-def built(spark):
-    rows = [  # user, item, date, domain, like, love
-        ("u1", "i1", date(2024, 1, 1), "B", 1, 0),
-        ("u2", "i1", date(2024, 1, 2), "B", 0, 0),
-        ("u1", "i2", date(2024, 1, 3), "A", 1, 1),
-        ("u3", "i2", date(2024, 1, 4), "A", 0, 0),
-    ]
+ROWS = [  # user, item, date, domain, like, love
+    ("u1", "i1", date(2024, 1, 1), "B", 1, 0),
+    ("u2", "i1", date(2024, 1, 2), "B", 0, 0),
+    ("u1", "i2", date(2024, 1, 3), "A", 1, 1),
+    ("u3", "i2", date(2024, 1, 4), "A", 0, 0),
+]
+NODE_ROWS = [
+    (0, "user", "u1", None, [1.0], 5), (1, "user", "u2", None, [2.0], 1), (2, "user", "u3", None, [3.0], 0),
+    (3, "item", "i1", "B", [7.0, 8.0], 2), (4, "item", "i2", "A", [9.0, 0.5], 0),
+]
+NEIGHBOR_ROWS = [  # node_id, nbr_ids, nbr_weights, nbr_types, degree
+    (0, [3, 4, 1, 2, 3], [0.5, 0.25, 1.0, 2.0, 3.0], [0, 1, 2, 2, 1], 5),
+    (1, [3], [0.75], [0], 1),
+    (2, [], [], [], 0),
+    (3, [0, 1], [1.5, 1.25], [1, 0], 2),
+    (4, [], [], [], 0),
+]
+SLIM_COLUMNS = ["user_node", "item_node", "day", "split", "domain_id", *LABELS]
+
+
+def _build(spark, neighbor_arrays: bool):
     log = spark.createDataFrame([(u, i, datetime(d.year, d.month, d.day, 8), d, dom, lk, lv)
-                                 for u, i, d, dom, lk, lv in rows], interactions(LABELS).spark_schema())
-    nodes = spark.createDataFrame([
-        (0, "user", "u1", None, [1.0], 5), (1, "user", "u2", None, [2.0], 1), (2, "user", "u3", None, [3.0], 0),
-        (3, "item", "i1", "B", [7.0, 8.0], 2), (4, "item", "i2", "A", [9.0, 0.5], 0),
-    ], NODES.spark_schema())
-    neighbors = spark.createDataFrame([
-        (0, [3, 4, 1, 2, 3], [0.5, 0.25, 1.0, 2.0, 3.0], [0, 1, 2, 2, 1], 5),
-        (1, [3], [0.75], [0], 1),
-        (2, [], [], [], 0),
-        (3, [0, 1], [1.5, 1.25], [1, 0], 2),
-        (4, [], [], [], 0),
-    ], NEIGHBORS.spark_schema())
+                                 for u, i, d, dom, lk, lv in ROWS], interactions(LABELS).spark_schema())
+    nodes = spark.createDataFrame(NODE_ROWS, NODES.spark_schema())
+    neighbors = spark.createDataFrame(NEIGHBOR_ROWS, NEIGHBORS.spark_schema())
     items = spark.createDataFrame([("i9", "C", [0.0, 0.0])], ITEMS.spark_schema())
     domains = domain_vocabulary(log, items)
-    ex = build_examples(log, nodes, neighbors, ExampleParams(LABELS, CUTOFF, domains, k=K))
+    ex = build_examples(log, nodes, neighbors,
+                        ExampleParams(LABELS, CUTOFF, domains, k=K, neighbor_arrays=neighbor_arrays))
     return domains, {(r["user_node"], r["item_node"]): r for r in ex.collect()}, ex.schema
+
+
+@pytest.fixture(scope="module")
+def built(spark):
+    """Rows with neighbour arrays (neighbor_arrays=True)."""
+    return _build(spark, neighbor_arrays=True)
+
+
+@pytest.fixture(scope="module")
+def slim(spark):
+    """The default layout."""
+    return _build(spark, neighbor_arrays=False)
 
 
 def test_vocabulary_sorted_over_logs_and_items(built):
@@ -46,8 +63,9 @@ def test_vocabulary_sorted_over_logs_and_items(built):
     assert domains == ["A", "B", "C"]
 
 
-def test_one_example_per_impression_with_ids_split_day_domain(built):
-    _, ex, _ = built
+@pytest.mark.parametrize("layout", ["slim", "built"])
+def test_one_example_per_impression_with_ids_split_day_domain(layout, request):
+    _, ex, _ = request.getfixturevalue(layout)
     assert set(ex) == {(0, 3), (1, 3), (0, 4), (2, 4)}
     expected = {(0, 3): ("train", 19723, 1, 1, 0), (1, 3): ("train", 19724, 1, 0, 0),
                 (0, 4): ("eval", 19725, 0, 1, 1), (2, 4): ("eval", 19726, 0, 0, 0)}
@@ -55,6 +73,32 @@ def test_one_example_per_impression_with_ids_split_day_domain(built):
         r = ex[key]
         assert (r["split"], r["day"], r["domain_id"], r["like"], r["love"]) == (split, day, dom, like, love), key
     assert date(1970, 1, 1).toordinal() + 19723 == date(2024, 1, 1).toordinal()
+
+
+def test_slim_rows_carry_only_the_impression(slim):
+    _, ex, schema = slim
+    assert schema.fieldNames() == SLIM_COLUMNS
+    assert all(list(r.asDict()) == SLIM_COLUMNS for r in ex.values())
+    assert examples(LABELS).names == examples(LABELS, neighbor_arrays=False).names == SLIM_COLUMNS
+
+
+def test_slim_rows_do_not_read_the_neighbour_lists(spark):
+    """Slim rows need only the node ids: a neighbours frame that cannot be computed is never run."""
+    from pyspark.sql import functions as F
+
+    log = spark.createDataFrame([("u1", "i1", datetime(2024, 1, 1, 8), date(2024, 1, 1), "B", 1, 0)],
+                                interactions(LABELS).spark_schema())
+    nodes = spark.createDataFrame(NODE_ROWS, NODES.spark_schema())
+    broken = spark.createDataFrame(NEIGHBOR_ROWS, NEIGHBORS.spark_schema()).withColumn(
+        "degree", F.raise_error(F.lit("gold.neighbors was read")).cast("long"))
+    ex = build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFF, ["B"], k=K)).collect()
+    assert [(r["user_node"], r["item_node"]) for r in ex] == [(0, 3)]
+    with pytest.raises(Exception, match="gold.neighbors was read"):
+        build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFF, ["B"], k=K, neighbor_arrays=True)).collect()
+
+
+def test_features_copied_with_neighbour_arrays(built):
+    _, ex, _ = built
     assert list(ex[(0, 3)]["user_features"]) == [1.0] and list(ex[(0, 3)]["item_features"]) == [7.0, 8.0]
 
 
@@ -74,11 +118,32 @@ def test_neighbor_arrays_cut_padded_and_counted(built):
             assert r[f"{side}_nbr_count"] == min(K, r[f"{side}_degree"])
 
 
-def test_schema_matches_table(built):
-    _, _, schema = built
-    want = examples(LABELS).spark_schema()
+def test_neighbor_arrays_are_the_node_lists_cut_to_k(built):
+    """Every row's lists, unpadded, are its node's gold.neighbors lists cut to k (from the input rows)."""
+    _, ex, _ = built
+    lists = {n: (ids, ws, ts, deg) for n, ids, ws, ts, deg in NEIGHBOR_ROWS}
+    for r in ex.values():
+        for side in ("user", "item"):
+            ids, ws, ts, deg = lists[r[f"{side}_node"]]
+            n = r[f"{side}_nbr_count"]
+            assert n == len(ids[:K]) and r[f"{side}_degree"] == deg
+            assert (r[f"{side}_nbr_ids"][:n], r[f"{side}_nbr_weights"][:n], r[f"{side}_nbr_types"][:n]) == (
+                ids[:K], ws[:K], ts[:K])
+
+
+@pytest.mark.parametrize("layout, neighbor_arrays", [("slim", False), ("built", True)])
+def test_schema_matches_table(layout, neighbor_arrays, request):
+    _, _, schema = request.getfixturevalue(layout)
+    want = examples(LABELS, neighbor_arrays).spark_schema()
     assert schema.fieldNames() == want.fieldNames()
     assert [f.dataType for f in schema.fields] == [f.dataType for f in want.fields]
+
+
+def test_neighbor_arrays_layout_column_order():
+    assert examples(LABELS, neighbor_arrays=True).names == [
+        "user_node", "item_node", "day", "split", "domain_id", "user_features", "item_features", *LABELS,
+        *(f"{side}_{c}" for side in ("user", "item")
+          for c in ("nbr_ids", "nbr_weights", "nbr_types", "nbr_count", "degree"))]
 
 
 def test_params_validated():

@@ -2,6 +2,7 @@
 properties chain the stages, the manifest records them, and bad flags fail with exit code 1."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from etl.jobs import macro as macro_job
 from etl.jobs import neighbors as neighbors_job
 from etl.jobs._main import EXIT_INPUT, EXIT_OK, job_main
 from etl.lake import RunManifest
-from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, SWING_I2I, USERS, interactions
+from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, PAD_NODE, PAD_TYPE, SWING_I2I, USERS, examples, interactions
 
 LABELS = ["like", "love"]
 
@@ -53,10 +54,40 @@ def test_graph_side_stages_end_to_end(spark, lake):
     assert {r["split"] for r in ex.select("split").distinct().collect()} == {"train", "eval"}
     ex_props = lake.properties(spark, "gold.examples")
     assert (ex_props["grec.k"], ex_props["grec.domains"], ex_props["grec.labels"]) == ("3", "A,B", "like,love")
+    # Slim rows by default: the impression only; the lists stay in gold.neighbors.
+    assert ex.columns == ["user_node", "item_node", "day", "split", "domain_id", *LABELS]
+    assert ex_props["grec.neighbor_arrays"] == "false"
     macro_props = lake.properties(spark, "gold.macro")
     assert macro_props["grec.n_domains"] == "2" and int(macro_props["grec.n_clusters"]) <= 2
     stages = {r["stage"]: r["status"] for r in RunManifest(lake).records(spark, "r1").collect()}
     assert stages == {"graph": "succeeded", "neighbors": "succeeded", "examples": "succeeded", "macro": "succeeded"}
+    config = json.loads(RunManifest(lake).records(spark, "r1").where("stage = 'examples'").first()["config"])
+    assert config["neighbor_arrays"] is False and config["k"] == 3
+
+    # --neighbor-arrays: each row carries its nodes' features and gold.neighbors lists, cut to --k and padded.
+    assert job_main(examples_job.add_arguments, examples_job.run,
+                    ["--lake", lake.root, "--run-id", "r1-arrays", "--k", "2", "--neighbor-arrays"]) == EXIT_OK
+    ex_props = lake.properties(spark, "gold.examples")
+    assert (ex_props["grec.neighbor_arrays"], ex_props["grec.k"]) == ("true", "2")
+    arrays = lake.read(spark, "gold.examples")
+    assert arrays.columns == examples(LABELS, neighbor_arrays=True).names and arrays.count() == n_rows
+    lists = {r["node_id"]: r for r in lake.read(spark, NEIGHBORS).collect()}
+    features = {r["node_id"]: list(r["features"]) for r in lake.read(spark, NODES).collect()}
+    for r in arrays.collect():
+        for side in ("user", "item"):
+            nb = lists[r[f"{side}_node"]]
+            real = len(nb["nbr_ids"][:2])
+            pad = 2 - real
+            assert list(r[f"{side}_nbr_ids"]) == list(nb["nbr_ids"][:2]) + [PAD_NODE] * pad
+            assert list(r[f"{side}_nbr_weights"]) == list(nb["nbr_weights"][:2]) + [0.0] * pad
+            assert list(r[f"{side}_nbr_types"]) == list(nb["nbr_types"][:2]) + [PAD_TYPE] * pad
+            assert (r[f"{side}_nbr_count"], r[f"{side}_degree"]) == (real, nb["degree"])
+            assert list(r[f"{side}_features"]) == features[r[f"{side}_node"]]
+    # The flag turned off again gives slim rows back.
+    assert job_main(examples_job.add_arguments, examples_job.run,
+                    ["--lake", lake.root, "--run-id", "r1-slim", "--no-neighbor-arrays"]) == EXIT_OK
+    assert lake.read(spark, "gold.examples").columns == examples(LABELS).names
+    assert lake.properties(spark, "gold.examples")["grec.neighbor_arrays"] == "false"
 
     # Flags the lake contradicts fail cleanly with exit code 1, and write nothing.
     versions = {t.name: lake.version(spark, t) for t in (NODES, EDGES, NEIGHBORS)}

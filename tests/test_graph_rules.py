@@ -90,8 +90,10 @@ def test_neighbor_rules(spark, graph):
 
 
 def test_example_rules(spark):
-    schema = examples(LABELS)
+    """The neighbour-array layout: split/domain rules plus the array rules."""
+    schema = examples(LABELS, neighbor_arrays=True)
     day = (CUTOFF - date(1970, 1, 1)).days
+    rules = example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1, neighbor_arrays=True)
 
     def row(split, d, count, ids, types, degree):
         return (0, 3, d, split, 0, [], [], 1, ids, [0.5] * len(ids), types, count, degree,
@@ -106,11 +108,38 @@ def test_example_rules(spark):
         row("eval", day, 1, [3], [0], 1),              # too short
         row("eval", day, 0, [0, 0], [-1, -1], 1),      # count disagrees with degree
     ], schema.spark_schema())
-    assert _failed(df, _custom(example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1)), schema.name) == {
+    assert _failed(df, _custom(rules), schema.name) == {
         f"split = train exactly when day < {day} ({CUTOFF})", "user padding after user_nbr_count",
         "user arrays of length 2", "user_nbr_count = min(2, user_degree)"}
     ok = spark.createDataFrame([good], schema.spark_schema())
-    assert _failed(ok, _custom(example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1)), schema.name) == set()
+    assert _failed(ok, _custom(rules), schema.name) == set()
+    assert _failed(ok, rules, schema.name) == set()   # with the schema's rules on the array columns
+
+
+def test_slim_example_rules(spark):
+    """Slim rows (the default): the same split/domain rules and schema rules, no array or feature rule."""
+    schema = examples(LABELS)
+    day = (CUTOFF - date(1970, 1, 1)).days
+    rules = example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=2)
+    described = " ".join(r.describe() for r in rules)
+    assert "nbr" not in described and "degree" not in described and "features" not in described
+    assert {"ExpectTableColumnsToMatchSet", "ExpectColumnValuesToNotBeNull"} <= {r.kind for r in rules}
+    assert "ExpectTableRowCountToEqual" in {r.kind for r in example_rules(LABELS, 2, CUTOFF, 2, n_impressions=3)}
+    assert next(r for r in rules if r.kind == "ExpectTableColumnsToMatchSet").kwargs["column_set"] == [
+        "user_node", "item_node", "day", "split", "domain_id", *LABELS]
+
+    good = (0, 3, day - 1, "train", 1, 1)
+    df = spark.createDataFrame([good, (0, 3, day, "train", 0, 1), (0, 3, day, "eval", 2, 0)], schema.spark_schema())
+    assert _failed(df, _custom(rules), schema.name) == {
+        f"split = train exactly when day < {day} ({CUTOFF})", "domain_id in 0..1"}
+    ok = spark.createDataFrame([good], schema.spark_schema())
+    assert _failed(ok, rules, schema.name) == set()
+    # A frame with the array layout's columns fails the slim column set.
+    wide = spark.createDataFrame([(0, 3, day - 1, "train", 1, [1.0], [2.0], 1)],
+                                 "user_node long, item_node long, day int, split string, domain_id int, "
+                                 "user_features array<float>, item_features array<float>, like int")
+    outcomes, _ = validate(wide, [r for r in rules if r.kind == "ExpectTableColumnsToMatchSet"], schema.name)
+    assert [o.success for o in outcomes] == [False]
 
 
 def test_macro_rules(spark):

@@ -136,13 +136,15 @@ def neighbor_violations(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame
 
 # ---- gold.examples --------------------------------------------------------------------------------
 def example_rules(labels: Sequence[str], k: int, cutoff: date, n_domains: int,
-                  n_impressions: Optional[int] = None) -> list[Expectation]:
+                  n_impressions: Optional[int] = None, neighbor_arrays: bool = False) -> list[Expectation]:
+    """Rules of gold.examples in the given layout: the neighbour-array rules (and the schema's rules
+    on the array and feature columns) only when the rows carry them."""
     cutoff_day = (cutoff - date(1970, 1, 1)).days
-    rules = [*examples(labels).expectations(),
+    rules = [*examples(labels, neighbor_arrays).expectations(),
              rows_rule(f"split = train exactly when day < {cutoff_day} ({cutoff})",
                        f"(split = 'train') != (day < {cutoff_day})"),
              rows_rule(f"domain_id in 0..{n_domains - 1}", f"domain_id >= {n_domains}")]
-    for side in ("user", "item"):
+    for side in ("user", "item") if neighbor_arrays else ():
         rules += [
             rows_rule(f"{side} arrays of length {k}",
                       f"size({side}_nbr_ids) != {k} OR size({side}_nbr_weights) != {k} OR size({side}_nbr_types) != {k}"),

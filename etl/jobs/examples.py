@@ -1,7 +1,13 @@
 """Examples stage: bronze interactions + gold.nodes + gold.neighbors -> gold.examples, one row per
-impression with both nodes' neighbour lists padded to k (SPEC §5).
+impression (SPEC §5).
 
     spark-submit etl/jobs/examples.py --lake lake [--run-id R] [--k 100] [--labels like,love]
+                                      [--neighbor-arrays]
+
+Rows are slim by default: node ids, day, split, domain and labels; the trainer gathers features and
+neighbour lists (cut to the recorded k) from the gold.nodes and gold.neighbors versions this stage
+read. --neighbor-arrays also copies both nodes' features and lists, padded to k, into every row.
+The table property grec.neighbor_arrays ("true"/"false") records the layout.
 
 The train/eval split uses the graph's cutoff (gold.edges' grec.cutoff), so examples and graph
 always agree on which days are evaluated. The table is written in Parquet row groups of
@@ -56,27 +62,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Parquet row-group size in MiB (default 32)")
     parser.add_argument("--max-records-per-file", type=int, default=ParquetLayout.max_records_per_file,
                         help="rows per Parquet file at most (default 1,000,000)")
+    add_neighbor_arrays_argument(parser)
+
+
+def add_neighbor_arrays_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--neighbor-arrays", action=argparse.BooleanOptionalAction, default=False,
+                        help="also copy both nodes' features and neighbour lists (padded to k) into every example "
+                             "row, for consumers that want self-contained rows (default: off; slim rows of ids, "
+                             "day, split, domain and labels, with lists read from gold.neighbors)")
 
 
 def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], k: Optional[int],
-                   layout: ParquetLayout = ParquetLayout()) -> StageRecord:
+                   layout: ParquetLayout = ParquetLayout(), neighbor_arrays: bool = False) -> StageRecord:
+    """Build, check and commit gold.examples. `k` (default: gold.neighbors' k) is the list length:
+    the arrays' length with `neighbor_arrays`, else the length the trainer cuts gold.neighbors to."""
     cutoff, sampled_k = graph_cutoff(spark, lake), neighbors_k(spark, lake)
     k = sampled_k if k is None else k
     if not 1 <= k <= sampled_k:
         raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
-    schema = examples(labels)
-    config = {"labels": labels, "k": k, "cutoff": cutoff.isoformat(), "row_group_bytes": layout.row_group_bytes,
-              "max_records_per_file": layout.max_records_per_file}
+    schema = examples(labels, neighbor_arrays)
+    config = {"labels": labels, "k": k, "cutoff": cutoff.isoformat(), "neighbor_arrays": neighbor_arrays,
+              "row_group_bytes": layout.row_group_bytes, "max_records_per_file": layout.max_records_per_file}
     with parquet_layout(spark, layout), Stage(spark, lake, run_id, STAGE, config) as st:
         interactions = st.read(INTERACTIONS)
         domains = domain_vocabulary(interactions, st.read(ITEMS))
+        # gold.neighbors is read (and so pinned in the manifest) even for slim rows: it is what the
+        # trainer gathers the lists from, at the version recorded here.
         nodes, neighbors = st.read(NODES), st.read(NEIGHBORS)
-        ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoff, domains, k=k))
-        ex = st.check(ex, example_rules(labels, k, cutoff, len(domains), n_impressions=interactions.count()), schema)
+        ex = build_examples(interactions, nodes, neighbors,
+                            ExampleParams(labels, cutoff, domains, k=k, neighbor_arrays=neighbor_arrays))
+        ex = st.check(ex, example_rules(labels, k, cutoff, len(domains), n_impressions=interactions.count(),
+                                        neighbor_arrays=neighbor_arrays), schema)
         for rule, bad in example_violations(ex, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
         st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), "grec.cutoff": cutoff.isoformat(),
                                "grec.domains": comma_list(domains, "domains"), "grec.k": str(k),
+                               "grec.neighbor_arrays": str(neighbor_arrays).lower(),
                                "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types")})
     return st.record
 
@@ -85,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     spark = get_spark("grec-examples")
     lake = Lake(args.lake)
     examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), args.k,
-                   ParquetLayout(args.row_group_mb * 2 ** 20, args.max_records_per_file))
+                   ParquetLayout(args.row_group_mb * 2 ** 20, args.max_records_per_file),
+                   neighbor_arrays=args.neighbor_arrays)
     return 0
 
 

@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days, resolve_labels
 from etl.jobs._main import InputError, add_common_arguments, job_main
-from etl.jobs.examples import examples_stage
+from etl.jobs.examples import add_neighbor_arrays_argument, examples_stage
 from etl.jobs.graph import graph_stage
 from etl.jobs.ingest import IngestConfig, ingest
 from etl.jobs.macro import macro_stage
@@ -47,6 +47,8 @@ class PipelineConfig:
         clusters: KMeans k for MGOE's user macro nodes.
         ingest: ingest thresholds.
         swing_partitions: partitions of Swing's user-pair stage (default: sized from the positives).
+        neighbor_arrays: gold.examples rows also carry both nodes' features and neighbour lists
+            (default False: slim rows; the trainer reads the lists from gold.neighbors).
     """
 
     eval_days: Optional[int] = None
@@ -56,6 +58,7 @@ class PipelineConfig:
     clusters: int = MacroParams.n_clusters
     ingest: IngestConfig = IngestConfig()
     swing_partitions: Optional[int] = None
+    neighbor_arrays: bool = False
 
 
 def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[SourceData], swing_params,
@@ -85,7 +88,8 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
     step("graph", lambda: graph_stage(spark, lake, run_id, labels, eval_days))
     step("neighbors", lambda: neighbors_stage(spark, lake, run_id,
                                               NeighborParams(k=config.k, beta=config.beta, seed=config.seed)))
-    step("examples", lambda: examples_stage(spark, lake, run_id, labels, None))
+    step("examples", lambda: examples_stage(spark, lake, run_id, labels, None,
+                                            neighbor_arrays=config.neighbor_arrays))
     step("macro", lambda: macro_stage(spark, lake, run_id, labels, config.clusters, config.seed))
     return records
 
@@ -113,6 +117,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of neighbour sampling and user clustering (default 0)")
     parser.add_argument("--clusters", type=int, default=d.clusters, help=f"MGOE user clusters (default {d.clusters})")
     parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction)
+    add_neighbor_arrays_argument(parser)
     add_swing_param_arguments(parser)
 
 
@@ -129,7 +134,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[st
         raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
     stages = tuple(s for s in STAGES if s in stages)
     return PipelineConfig(args.eval_days, args.k, args.beta, args.graph_seed, args.clusters,
-                          IngestConfig(args.max_quarantine_fraction), args.swing_partitions), stages
+                          IngestConfig(args.max_quarantine_fraction), args.swing_partitions,
+                          args.neighbor_arrays), stages
 
 
 def run(args: argparse.Namespace) -> int:

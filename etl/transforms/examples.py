@@ -1,8 +1,13 @@
-"""Training and evaluation examples (SPEC §5): one row per impression with both nodes' sampled
-1-hop neighbour lists, padded to k, as flat numeric arrays that Petastorm can stream.
+"""Training and evaluation examples (SPEC §5): one row per impression, as flat numeric columns that
+Petastorm can stream.
 
     domains = domain_vocabulary(interactions, items)
     ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoff, domains, k=100))
+
+By default rows are slim: node ids, day, split, domain and labels only; the trainer gathers node
+features and neighbour lists from gold.nodes and gold.neighbors (cut to k) itself. With
+`neighbor_arrays=True` each row also carries both nodes' features and 1-hop lists cut and padded to
+k (schemas.tables.examples(labels, neighbor_arrays=True)).
 
 `domain_id` codes the impression's `domain` column (the item's domain or the scenario it was shown
 in, SPEC §1) by its position in the sorted vocabulary; jobs record the vocabulary as the table
@@ -25,8 +30,9 @@ from schemas.tables import PAD_NODE, PAD_TYPE, examples
 @dataclass(frozen=True)
 class ParquetLayout:
     """How gold.examples is laid out in Parquet. Petastorm yields one row group per read, so the
-    row-group size bounds reader memory (the trainer re-batches to its batch size). With k = 100 a
-    row holds ~3.4 KB of neighbour arrays, so 32 MiB groups carry ~10k rows.
+    row-group size bounds reader memory (the trainer re-batches to its batch size). Slim rows
+    (the default) are a few dozen bytes, so a 32 MiB group holds on the order of a million rows;
+    with neighbour arrays and k = 100 a row holds ~3.4 KB of them, so 32 MiB groups carry ~10k rows.
 
     Delta ignores `parquet.block.size` as a writer option; it must be set in the session's Hadoop
     configuration for the write (etl.jobs.examples.parquet_layout does that), while
@@ -62,13 +68,16 @@ class ExampleParams:
         domains: domain vocabulary, sorted (domain_vocabulary); a domain's code is its position.
         k: neighbour list length; lists are cut to k and padded to k. Must not exceed the k the
             neighbour lists were sampled with (the first k of a sample by descending key are a
-            sample of k).
+            sample of k). Slim rows carry no lists; the job records k for the trainer's cut.
+        neighbor_arrays: copy both nodes' features and neighbour lists into each row (default
+            False: slim rows, see the module docstring).
     """
 
     labels: Sequence[str]
     cutoff: date
     domains: Sequence[str]
     k: int = 100
+    neighbor_arrays: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -94,23 +103,29 @@ def padded_neighbors(neighbors: DataFrame, side: str, k: int) -> DataFrame:
 
 def build_examples(interactions: DataFrame, nodes: DataFrame, neighbors: DataFrame,
                    params: ExampleParams) -> DataFrame:
-    """gold.examples: one row per impression (any date), columns of schemas.tables.examples(labels).
+    """gold.examples: one row per impression (any date), columns of
+    schemas.tables.examples(labels, params.neighbor_arrays).
 
-    Joins are left joins, so an impression whose user or item has no node (or a node without a
-    neighbour row) keeps a null that the examples checks reject, instead of vanishing.
+    Slim rows only look up the node ids (`neighbors` is not read); with neighbour arrays the node
+    features and both nodes' lists are joined in too. Joins are left joins, so an impression whose
+    user or item has no node (or a node without a neighbour row) keeps a null that the examples
+    checks reject, instead of vanishing.
     """
-    schema = examples(params.labels)
+    schema = examples(params.labels, params.neighbor_arrays)
+    arrays = params.neighbor_arrays
 
     def side(node_type: NodeType, name: str) -> DataFrame:
-        return (nodes.where(F.col("node_type") == node_type.value)
-                .select(F.col("raw_id").alias(f"{name}_id"), F.col("node_id").alias(f"{name}_node"),
-                        F.col("features").alias(f"{name}_features")))
+        cols = [F.col("raw_id").alias(f"{name}_id"), F.col("node_id").alias(f"{name}_node")]
+        if arrays:
+            cols.append(F.col("features").alias(f"{name}_features"))
+        return nodes.where(F.col("node_type") == node_type.value).select(*cols)
 
     rows = (interactions
             .join(side(NodeType.USER, "user"), "user_id", "left")
-            .join(side(NodeType.ITEM, "item"), "item_id", "left")
-            .join(padded_neighbors(neighbors, "user", params.k), "user_node", "left")
-            .join(padded_neighbors(neighbors, "item", params.k), "item_node", "left"))
+            .join(side(NodeType.ITEM, "item"), "item_id", "left"))
+    if arrays:
+        rows = (rows.join(padded_neighbors(neighbors, "user", params.k), "user_node", "left")
+                .join(padded_neighbors(neighbors, "item", params.k), "item_node", "left"))
     return rows.select(
         "user_node", "item_node",
         F.datediff(F.col("date"), F.lit(date(1970, 1, 1))).cast("int").alias("day"),
