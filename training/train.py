@@ -258,12 +258,13 @@ class StreamClock:
         self.marks: list = []
 
     def mark(self) -> None:
+        """Mark now; `seconds` spans the first and the latest mark."""
         if self.cuda:
-            e = torch.cuda.Event(enable_timing=True)
-            e.record()
-            self.marks.append(e)
+            now = torch.cuda.Event(enable_timing=True)
+            now.record()
         else:
-            self.marks.append(time.perf_counter())
+            now = time.perf_counter()
+        self.marks = [self.marks[0], now] if self.marks else [now]
 
     def seconds(self) -> float:
         if len(self.marks) < 2:
@@ -282,6 +283,9 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
     rows: list[torch.Tensor] = []
     examples, loader_s, steady = 0, 0.0, 0
     clock = StreamClock(ctx.device)
+    steady_from = step.warmup + 1  # the eager warm-up steps and the capture step are not steady
+    if step.steps >= steady_from:
+        clock.mark()
     while cfg.run.max_steps is None or len(rows) < cfg.run.max_steps:
         t0 = time.perf_counter()
         cols = next(stream, None)
@@ -291,9 +295,9 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
         rows.append(step(cols))
         size = len(cols["user_node"])
         examples += size
-        if step.steps > step.warmup + 1:
+        if step.steps > steady_from:
             steady += size
-        if step.steps >= step.warmup + 1:
+        if step.steps >= steady_from:
             clock.mark()
         bar.update(size)
         if ctx.is_main and not bar.disable and len(rows) % cfg.run.log_every == 0:
