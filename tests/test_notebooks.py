@@ -76,7 +76,7 @@ def comparison(spark, tmp_path_factory):
 
     out = base / "cmp"
     assert compare.main(["--lake", planted.root, "--run", planted.run_id, "--models", "ltr,e2e_grec",
-                         "--seeds", "2", "--epochs", "1", "--out", str(out), *TINY]) == 0
+                         "--seeds", "2", "--epochs", "1", "--grid", "lr=0.01", "--out", str(out), *TINY]) == 0
     return out
 
 

@@ -116,7 +116,7 @@ def test_raw_file_reading_refuses_deletion_vectors_and_column_mapping(spark, tmp
         resolve_snapshot(str(tmp_path), "gold.cm")
 
 
-TINY = ["--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
+TINY = ["--eval-period", "day", "--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
         "--shared-hidden", "16", "--tower-hidden", "8", "--threads", "1", "--no-progress", "--device", "cpu"]
 
 

@@ -5,6 +5,10 @@ and n- negatives, AUC = (R+ - n+(n+ + 1)/2) / (n+ n-), R+ the positives' rank su
 computes it for many groups at once from one sort. GAUC averages per-user AUC over users with
 both classes that day, weighted by their impressions. A (task, day) with one class or fewer than
 `min_rows` rows is n/a: NaN in the table, "n/a" in Markdown.
+
+The cells can be weeks (starting on Monday) or calendar months instead of days, so that each holds
+enough rows on a sparse log; the `date` column then holds the period's first day. `choose_period`
+picks the finest period whose typical cell holds CELL_ROWS rows.
 """
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from training.config import EvalPeriod
+
 MIN_ROWS = 50
+CELL_ROWS = 1000   # rows a typical cell should hold: the AUC's standard error is then ~0.01-0.02
 METRIC_COLUMNS = ["model", "task", "date", "auc", "gauc", "logloss", "n"]
 EPOCH = dt.date(1970, 1, 1)
 
@@ -49,13 +56,45 @@ def grouped_auc(scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
     return auc, pos, neg
 
 
+def _period_start(day: int, period: EvalPeriod) -> int:
+    if period is EvalPeriod.WEEK:
+        return day - (day + 3) % 7   # 1970-01-01 was a Thursday (weekday 3)
+    if period is EvalPeriod.MONTH:
+        return ((EPOCH + dt.timedelta(days=day)).replace(day=1) - EPOCH).days
+    return day
+
+
+def period_starts(days: torch.Tensor, period: EvalPeriod) -> torch.Tensor:
+    """Each day (days since 1970-01-01) replaced by the first day of its period."""
+    if period is EvalPeriod.DAY:
+        return days
+    values, inverse = torch.unique(days, return_inverse=True)
+    starts = [_period_start(d, period) for d in values.cpu().tolist()]
+    return torch.tensor(starts, dtype=days.dtype, device=days.device)[inverse]
+
+
+def choose_period(days: torch.Tensor, period: EvalPeriod, cell_rows: int = CELL_ROWS) -> EvalPeriod:
+    """`period`, or for AUTO the finest of day, week, month whose median cell holds `cell_rows` rows
+    (month when none does)."""
+    if period is not EvalPeriod.AUTO:
+        return period
+    for p in (EvalPeriod.DAY, EvalPeriod.WEEK):
+        counts = torch.unique(period_starts(days, p), return_counts=True)[1]
+        if len(counts) and float(counts.float().median()) >= cell_rows:
+            return p
+    return EvalPeriod.MONTH
+
+
 def evaluate(probs: torch.Tensor, labels: torch.Tensor, users: torch.Tensor, days: torch.Tensor,
-             tasks: Sequence[str], model: str, min_rows: int = MIN_ROWS) -> pd.DataFrame:
-    """Per task per day: AUC, GAUC, log loss and row count (columns METRIC_COLUMNS).
+             tasks: Sequence[str], model: str, min_rows: int = MIN_ROWS,
+             period: EvalPeriod = EvalPeriod.DAY) -> pd.DataFrame:
+    """Per task per day (or week, or month: `period`): AUC, GAUC, log loss and row count (columns
+    METRIC_COLUMNS).
 
     probs, labels: (N, T); users, days: (N,) with days as days since 1970-01-01. All may live on the
-    device; only the (days x tasks) result is copied back.
+    device; only the (cells x tasks) result is copied back.
     """
+    days = period_starts(days, choose_period(days, period))
     day_values, day_idx = torch.unique(days, return_inverse=True)
     pair_values, pair_idx = torch.unique(torch.stack([day_idx, users]), dim=1, return_inverse=True)
     pair_day = pair_values[0]
