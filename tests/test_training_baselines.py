@@ -11,7 +11,7 @@ import torch
 
 from tests.test_training_models import N, example_batch, node_table
 from training.comparison import summarise_days, summarise_overall
-from training.compare import Ablation, ModelSpec, parse_models
+from training.compare import ModelSpec, parse_models
 from training.config import ConfigError, EncoderKind, LossWeighting, ModelConfig, ModelName, TrainConfig
 from training.data.examples import Neighbours
 from training.data.macro import MacroTable
@@ -213,7 +213,13 @@ def test_model_specs_and_ablations():
     assert ModelSpec.parse("e2e_grec:graphsage").config(base, 0, "x").model.encoder is EncoderKind.GRAPHSAGE
     assert base.model.gfae and base.model.encoder is EncoderKind.LIGHTGCN  # the base is not modified
     labels = [s.label for s in parse_models("ltr,e2e_grec", ablations=True)]
-    assert labels == ["ltr", "e2e_grec"] + [f"e2e_grec:{a.value}" for a in Ablation]
+    assert labels == ["ltr", "e2e_grec", "e2e_grec:no_gfae", "e2e_grec:fixed_weights", "e2e_grec:bottom_only",
+                      "e2e_grec:graphsage"]  # the paper's four; the warm-start variant only when named
+    assert ModelSpec.parse("e2e_grec:warm_start").config(base, 0, "x").model.warm_start
+    cfg = TrainConfig()
+    cfg.model.name, cfg.model.warm_start = ModelName.LTR, True
+    with pytest.raises(ConfigError, match="--warm-start applies to e2e_grec only"):
+        cfg.validate()
     for text, message in (("ltr:no_gfae", "e2e_grec only"), ("xgb", "unknown model 'xgb'"),
                           ("e2e_grec:nope", "unknown ablation 'nope'"), ("ltr,ltr", "twice")):
         with pytest.raises(ConfigError, match=message):
@@ -228,3 +234,13 @@ def test_baseline_configs_ignore_e2e_loss_settings():
     with pytest.raises(ConfigError, match="--experts must be >= 1"):
         cfg.validate()
     assert np.isclose(TrainConfig().model.macro_tau, 1.3)
+
+
+def test_warm_start_copies_the_pretrained_id_table_into_e2e_grec():
+    cfg = ModelConfig(name=ModelName.E2E_GREC, id_dim=8, feature_dim=8)
+    model = build_model(cfg, node_table(), 2, ["like"])
+    table = torch.randn(N, 8)
+    model.warm_start(table)
+    assert torch.equal(model.node_input.ids.weight.detach(), table)
+    with pytest.raises(ValueError, match="warm-start table"):
+        model.warm_start(torch.randn(N, 4))

@@ -7,7 +7,8 @@ snapshot, under one protocol (docs/evaluation.md).
 
 A model is a name (ltr, two_stage, e2e_grec, shared_bottom, mmoe, ple, mgoe) or an E2E-GRec ablation
 `e2e_grec:<ablation>` with ablation no_gfae (L_LTR alone), fixed_weights (no GradNorm),
-bottom_only (no attention fusion) or graphsage (GraphSAGE encoder); --ablations adds all four.
+bottom_only (no attention fusion) or graphsage (GraphSAGE encoder); --ablations adds all four. The
+variant `e2e_grec:warm_start` starts the ID table from the two-stage BPR pretraining (--warm-start).
 Every training flag of `grec train` applies to every model (e.g. --epochs 20 --batch-size 4096);
 seeds are --seed, --seed + 1, ... The snapshot is resolved once and pinned by version for every
 run. The protocol:
@@ -66,6 +67,10 @@ class Ablation(str, enum.Enum):
     FIXED_WEIGHTS = "fixed_weights"
     BOTTOM_ONLY = "bottom_only"
     GRAPHSAGE = "graphsage"
+    WARM_START = "warm_start"   # a variant, not one of the paper's ablations: --ablations leaves it out
+
+
+PAPER_ABLATIONS = (Ablation.NO_GFAE, Ablation.FIXED_WEIGHTS, Ablation.BOTTOM_ONLY, Ablation.GRAPHSAGE)
 
 
 # The E2E-GRec ablations of SPEC §6 as config switches: (section, field) -> value.
@@ -74,6 +79,7 @@ ABLATION_SETTINGS: dict[Ablation, dict[tuple[str, str], Any]] = {
     Ablation.FIXED_WEIGHTS: {("optim", "loss_weighting"): LossWeighting.FIXED},
     Ablation.BOTTOM_ONLY: {("model", "fusion"): FusionKind.BOTTOM_ONLY},
     Ablation.GRAPHSAGE: {("model", "encoder"): EncoderKind.GRAPHSAGE},
+    Ablation.WARM_START: {("model", "warm_start"): True},
 }
 
 
@@ -123,7 +129,8 @@ def parse_models(text: str, ablations: bool) -> list[ModelSpec]:
     """--models (comma list) plus, with --ablations, every E2E-GRec ablation; duplicates refused."""
     specs = [ModelSpec.parse(t) for t in text.split(",") if t.strip()]
     if ablations:
-        specs += [ModelSpec(ModelName.E2E_GREC, a) for a in Ablation if ModelSpec(ModelName.E2E_GREC, a) not in specs]
+        specs += [ModelSpec(ModelName.E2E_GREC, a) for a in PAPER_ABLATIONS
+                  if ModelSpec(ModelName.E2E_GREC, a) not in specs]
     labels = [s.label for s in specs]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:

@@ -147,6 +147,8 @@ class ModelConfig:
     pretrain_l2: float = param(1e-4, "two_stage: L2 weight on the batch's layer-0 embeddings in the BPR loss")
     pretrain_task: Optional[str] = param(None, "two_stage: the label whose positives are BPR's positive pairs "
                                                "(default: the first task)")
+    warm_start: bool = param(False, "e2e_grec: start the ID embeddings from the two-stage LightGCN + BPR "
+                                    "pretraining (--pretrain-*), then train end to end")
 
     @property
     def ssl(self) -> bool:
@@ -226,6 +228,8 @@ class TrainConfig:
                             ("--pretrain-epochs", m.pretrain_epochs)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if m.warm_start and m.name is not ModelName.E2E_GREC:
+            raise ConfigError(f"--warm-start applies to e2e_grec only, not {m.name.value}")
         if m.ple_shared_experts < 0:
             raise ConfigError(f"--ple-shared-experts must be >= 0, got {m.ple_shared_experts}")
         if not m.expert_hidden:

@@ -43,6 +43,9 @@ from training.step import TrainStep, capture_blockers
 from training.validation import CURVE_COLUMNS, EarlyStopping, score, validation_table
 
 LOSS_NAMES = ("ssl", "ltr")
+# train_log.parquet: per step the losses, GradNorm's weights and the unweighted gradient norms of
+# each loss at the last shared layer (what GradNorm balances).
+LOG_COLUMNS = ["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr", "g_ssl", "g_ltr"]
 log = logging.getLogger(__name__)
 
 
@@ -112,20 +115,22 @@ class LossBalance:
                          if self.gfae and o.loss_weighting is LossWeighting.GRADNORM else None)
 
     def __call__(self, out: ModelOutput, model: RankingModel, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR]) for one step; GradNorm reads
-        `model.last_shared_layer()`."""
+        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR, G_SSL, G_LTR]) for one step, G the
+        unweighted gradient norms GradNorm balances at `model.last_shared_layer()` (NaN without
+        GradNorm)."""
+        nan = torch.full((), float("nan"), device=out.ltr_loss.device)
         if not self.gfae:
-            nan = torch.full((), float("nan"), device=out.ltr_loss.device)
             w = self.fixed[1]
-            return w * out.ltr_loss, torch.stack([nan, out.ltr_loss.detach(), nan, w])
+            return w * out.ltr_loss, torch.stack([nan, out.ltr_loss.detach(), nan, w, nan, nan])
         losses = [out.ssl_loss, out.ltr_loss]
         if self.gradnorm is None:
             total = self.fixed[0] * losses[0] + self.fixed[1] * losses[1]
-            weights = self.fixed
+            weights, norms = self.fixed, torch.stack([nan, nan])
         else:
             total = self.gradnorm.combine(losses)
-            weights = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g)).weights
-        return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float()])
+            update = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g))
+            weights, norms = update.weights, update.raw_norms
+        return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float(), norms.float()])
 
     def state_dict(self) -> dict:
         if self.gradnorm is None:
@@ -198,6 +203,8 @@ def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResul
     side, side_record = load_side_inputs(cfg, snaps, nodes, train_files, ctx, graph)
     model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings,
                         side).to(device)
+    if cfg.model.warm_start:
+        model.warm_start(side.require("warm_start", "e2e_grec --warm-start").to(device))
     blockers = capture_blockers(device, ctx.enabled, cfg.optim.sparse_embeddings) if cfg.run.cuda_graphs else []
     capture = cfg.run.cuda_graphs and not blockers
     if blockers and ctx.is_main and device.type == "cuda":
@@ -271,8 +278,8 @@ def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResul
             for w in warnings:
                 log.warning("%s", w)
     eval_s = time.perf_counter() - eval_start
-    log_frame = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, 7)),
-                             columns=["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr"])
+    log_frame = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, len(LOG_COLUMNS))),
+                             columns=LOG_COLUMNS)
     gate_log = pd.concat(gate_parts, ignore_index=True) if gate_parts else pd.DataFrame()
     pretrain_s = side_record.get("pretrain", {}).get("seconds", 0.0)
     result = TrainResult(metrics, snaps.describe(), log_frame, gate_log,
@@ -291,7 +298,7 @@ def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResul
 
 @dataclass
 class EpochStats:
-    log: torch.Tensor        # (steps, 6): step, loss, L_SSL, L_LTR, w_SSL, w_LTR (CPU)
+    log: torch.Tensor        # (steps, 8): step, loss, L_SSL, L_LTR, w_SSL, w_LTR, G_SSL, G_LTR (CPU)
     examples: int
     loader_seconds: float
     steady_examples: int = 0       # examples after the warm-up and capture steps
@@ -355,7 +362,7 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
     if hasattr(stream, "close"):
         stream.close()
     if not rows:
-        return EpochStats(torch.zeros((0, 6)), 0, loader_s)
+        return EpochStats(torch.zeros((0, len(LOG_COLUMNS) - 1)), 0, loader_s)
     values = torch.stack(rows).cpu()
     steps = torch.arange(len(rows), dtype=torch.float32)[:, None]
     return EpochStats(torch.cat([steps, values], dim=1), examples, loader_s, steady, clock.seconds())
