@@ -202,6 +202,12 @@ def test_comparison_summaries_hand_computed():
     overall = summarise_overall(per_seed_rows(), "ltr").set_index("model")
     assert overall.loc["mgoe", "days"] == 1 and overall.loc["mgoe", "gauc_mean"] == pytest.approx(0.71)
     assert overall.loc["mgoe", "lift_pct"] == pytest.approx((0.78 / 0.71 - 1) * 100)
+    # Periods weigh by their rows: a full week of 300 rows at 0.8 and a short one of 100 at 0.6.
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 8)
+    weeks = pd.DataFrame([("ltr", 0, "like", d1, 0.8, 0.8, 0.5, 300), ("ltr", 0, "like", d2, 0.6, 0.6, 0.5, 100)],
+                         columns=["model", "seed", "task", "date", "auc", "gauc", "logloss", "n"])
+    row = summarise_overall(weeks, "ltr").iloc[0]
+    assert (row.auc_mean, row.days) == (pytest.approx(0.75), 2)
 
 
 def test_model_specs_and_ablations():

@@ -7,7 +7,8 @@ Conventions:
 - a period that is n/a for any seed (one class, or under 50 rows) stays n/a in the mean;
 - lift_pct = (AUC_mean / AUC_mean of the baseline - 1) * 100 on the same task and period: the lift
   of the seed means; n/a for the baseline itself;
-- "over periods": each seed's metric averaged over the periods that have one, then mean ± std;
+- "over periods": each seed's metric averaged over the periods that have one, weighted by their
+  rows (a short trailing week must not count as much as a full one), then mean ± std over seeds;
 - paired lift: per seed s, lift_s = (AUC_s / baseline AUC_s - 1) * 100 on the seed's AUC over
   periods (both models trained with seed s); its mean and the 95% Student-t interval over seeds,
   mean ± t(0.975, n - 1) * std / sqrt(n). An interval that contains 0 is "inside the noise": the
@@ -71,26 +72,33 @@ def summarise_days(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return _add_lift(table, ["task", "date"], baseline)[SUMMARY_COLUMNS]
 
 
+def over_periods(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, task, seed): each metric's row-weighted mean over the periods that have one, and
+    `days`, the number of periods with an AUC."""
+    keys = ["model", "task", "seed"]
+    out = per_seed[keys].drop_duplicates().sort_values(keys).set_index(keys)
+    for m in METRICS:
+        have = per_seed[per_seed[m].notna()]
+        weighted = (have[m] * have["n"]).groupby([have[k] for k in keys]).sum()
+        out[m] = weighted / have.groupby(keys)["n"].sum()
+    out["days"] = per_seed.groupby(keys)["auc"].count()
+    return out.reset_index()
+
+
 def summarise_overall(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """OVERALL_COLUMNS: one row per model and task, each seed's metrics averaged over its days."""
-    by_seed = per_seed.groupby(["model", "task", "seed"], sort=True)
-    per = by_seed[list(METRICS)].mean().reset_index()  # pandas skips n/a days here
-    per["days"] = by_seed["auc"].count().values
+    """OVERALL_COLUMNS: one row per model and task, each seed's metrics averaged over its periods
+    (row-weighted)."""
+    per = over_periods(per_seed)
     table = _with_stats(per, ["model", "task"])
     days = per.groupby(["model", "task"], sort=True)["days"].min().reset_index()
     table = table.merge(days, on=["model", "task"])
     return _add_lift(table, ["task"], baseline)[OVERALL_COLUMNS]
 
 
-def _per_seed_auc(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Each (model, task, seed)'s AUC averaged over the periods that have one."""
-    return per_seed.groupby(["model", "task", "seed"], sort=True)["auc"].mean().reset_index()
-
-
 def paired_lift(per_seed: pd.DataFrame, baseline: str, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """PAIRED_COLUMNS: per model (other than the baseline) and task, the mean paired lift over the
     seeds both ran and its `confidence` t-interval (see the module doc)."""
-    per = _per_seed_auc(per_seed)
+    per = over_periods(per_seed)[["model", "task", "seed", "auc"]]
     base = per[per["model"] == baseline].rename(columns={"auc": "_base"}).drop(columns="model")
     rows = []
     for (model, task), g in per[per["model"] != baseline].groupby(["model", "task"], sort=True):

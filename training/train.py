@@ -459,7 +459,8 @@ def _resume(cfg: TrainConfig, out_dir: Path, model: nn.Module, optimizers: Seque
     for opt, s in zip(optimizers, state["optimizers"]):
         opt.load_state_dict(s)
     balance.load_state_dict(state["balance"])
-    stopper.load_state_dict(state["early_stopping"], next(model.parameters()).device)
+    if "early_stopping" in state:  # checkpoints written before validation existed carry none
+        stopper.load_state_dict(state["early_stopping"], next(model.parameters()).device)
     return int(state["epoch"]) + 1
 
 
