@@ -8,8 +8,7 @@ properties, and the flags that override them.
   type is its position).
 - gold.neighbors (set by neighbors): grec.k, grec.beta, grec.seed, grec.edge_types.
 - gold.examples / gold.macro: grec.labels, grec.cutoff, grec.domains (comma list, code order), ...
-- gold.examples also: grec.eval_cutoff.
-- gold.examples also: grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
+- gold.examples also: grec.eval_cutoff, grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
   "false": slim rows, lists in gold.neighbors).
 """
 from __future__ import annotations
