@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from schemas.split import EVAL, TRAIN, VAL
+
 
 class ConfigError(ValueError):
     """A configuration value or combination is invalid; the message names the flag."""
@@ -110,9 +112,9 @@ class DataConfig:
     eval_batch_size: int = param(8192, "examples per evaluation batch")
     shuffle_buffer: int = param(65536, "rows mixed by the shuffling buffer (0: no row shuffling)")
     workers: int = param(2, "reader threads: row groups decoded in parallel")
-    train_split: str = param("train", "value of the split partition used for training")
-    eval_split: str = param("eval", "value of the split partition evaluated period by period")
-    val_split: str = param("val", "value of the split partition validated after every epoch (early stopping, "
+    train_split: str = param(TRAIN, "value of the split partition used for training")
+    eval_split: str = param(EVAL, "value of the split partition evaluated period by period")
+    val_split: str = param(VAL, "value of the split partition validated after every epoch (early stopping, "
                                   "model selection); a table without it trains without validation")
     mask_target_edge: bool = param(True, "leave each example's own user-item edge out of its neighbour lists "
                                          "(off: the target-edge leak of training rows stays in)")
