@@ -164,6 +164,14 @@ def test_bpr_pretraining_separates_two_communities():
     positive = torch.tensor([[i in like[u] for i in range(8, 16)] for u in range(8)])
     assert scores[positive].min() > scores[~positive].max()
     assert pre.epoch_losses[-1] < pre.epoch_losses[0]
+    # Two cold nodes: user 16 without a positive, item 17 outside the candidate items, no lists.
+    ids18 = torch.cat([ids, torch.zeros((2, 4), dtype=torch.long)])
+    count = torch.cat([torch.full((16,), 4), torch.zeros(2, dtype=torch.long)])
+    cold = TrainingGraph(ids18, count, graph.positives, graph.items)
+    pre = pretrain_lightgcn_bpr(cold, torch.cat([torch.full((16,), 4.0), torch.zeros(2)]), dim=8, epochs=2, lr=0.05,
+                                l2=1e-4, batch_size=8, seed=0, device=torch.device("cpu"))
+    assert pre.ids[16:].abs().sum() == 0 and pre.embeddings[16:].abs().sum() == 0
+    assert (pre.ids[:16].abs().sum(1) > 0).all()
 
 
 def test_gate_stats_hand_computed_and_collapse_warning():
