@@ -196,7 +196,7 @@ def per_seed_rows() -> pd.DataFrame:
             ("mgoe", 0, "like", d1, 0.77, 0.70, 0.3), ("mgoe", 1, "like", d1, 0.79, 0.72, 0.2),
             ("mgoe", 0, "like", d2, *na), ("mgoe", 1, "like", d2, *na)]
     df = pd.DataFrame(rows, columns=["model", "seed", "task", "date", "auc", "gauc", "logloss"])
-    return df.assign(n=100)
+    return df.assign(n=100, users=60)
 
 
 def test_comparison_summaries_hand_computed():
@@ -212,10 +212,13 @@ def test_comparison_summaries_hand_computed():
     assert overall.loc["mgoe", "lift_pct"] == pytest.approx((0.78 / 0.71 - 1) * 100)
     # Periods weigh by their rows: a full week of 300 rows at 0.8 and a short one of 100 at 0.6.
     d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 8)
-    weeks = pd.DataFrame([("ltr", 0, "like", d1, 0.8, 0.8, 0.5, 300), ("ltr", 0, "like", d2, 0.6, 0.6, 0.5, 100)],
-                         columns=["model", "seed", "task", "date", "auc", "gauc", "logloss", "n"])
+    d3 = dt.date(2024, 1, 15)
+    weeks = pd.DataFrame([("ltr", 0, "like", d1, 0.8, 0.8, 0.5, 300, 80), ("ltr", 0, "like", d2, 0.6, 0.6, 0.5, 100, 50),
+                          ("ltr", 0, "like", d3, 0.1, 0.1, 0.5, 900, 49)],  # under 50 users: shown, left out
+                         columns=["model", "seed", "task", "date", "auc", "gauc", "logloss", "n", "users"])
     row = summarise_overall(weeks, "ltr").iloc[0]
     assert (row.auc_mean, row.days) == (pytest.approx(0.75), 2)
+    assert summarise_days(weeks, "ltr").set_index("date").loc[d3, "auc_mean"] == pytest.approx(0.1)
 
 
 def test_model_specs_and_ablations():

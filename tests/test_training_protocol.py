@@ -139,14 +139,14 @@ def test_early_stopping_keeps_the_best_weights_and_counts_patience():
 def test_paired_lift_interval_by_hand():
     rows = []
     for seed, (a, b) in enumerate([(0.70, 0.707), (0.70, 0.714), (0.70, 0.721)]):  # lifts 1%, 2%, 3%
-        rows += [{"model": "base", "task": "like", "seed": seed, "auc": a},
-                 {"model": "m", "task": "like", "seed": seed, "auc": b}]
+        rows += [{"model": "base", "task": "like", "seed": seed, "auc": a, "n": 500, "users": 60},
+                 {"model": "m", "task": "like", "seed": seed, "auc": b, "n": 500, "users": 60}]
     paired = paired_lift(pd.DataFrame(rows), "base").iloc[0]
     half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t(0.975, 2) * std 1 / sqrt 3
     assert paired.lift_mean == pytest.approx(2.0)
     assert (paired.lift_low, paired.lift_high) == (pytest.approx(2.0 - half), pytest.approx(2.0 + half))
     assert paired.verdict == "inside the noise" and paired.seeds == 3
-    rows = [{"model": mdl, "task": "like", "seed": s, "auc": auc} for s, (x, y) in
+    rows = [{"model": mdl, "task": "like", "seed": s, "auc": auc, "n": 500, "users": 60} for s, (x, y) in
             enumerate([(0.70, 0.735), (0.70, 0.7357), (0.70, 0.7343)]) for mdl, auc in (("base", x), ("m", y))]
     assert paired_lift(pd.DataFrame(rows), "base").iloc[0].verdict == "better"
     one = paired_lift(pd.DataFrame(rows[:2]), "base").iloc[0]
@@ -182,6 +182,7 @@ def test_evaluation_periods_group_days_into_weeks_and_months():
     pos, neg = p[y == 1], p[y == 0]
     pairs = (pos[:, None] > neg[None, :]).double().sum() + 0.5 * (pos[:, None] == neg[None, :]).double().sum()
     assert week.n == 700 and week.auc == pytest.approx(float(pairs / (len(pos) * len(neg))))
+    assert (table["users"] == 1).all()
 
 
 def test_a_tiny_evaluation_is_flagged(lakes, tmp_path, capsys):

@@ -8,7 +8,11 @@ Conventions:
 - lift_pct = (AUC_mean / AUC_mean of the baseline - 1) * 100 on the same task and period: the lift
   of the seed means; n/a for the baseline itself;
 - "over periods": each seed's metric averaged over the periods that have one, weighted by their
-  rows (a short trailing week must not count as much as a full one), then mean ± std over seeds;
+  rows (a short trailing week must not count as much as a full one), then mean ± std over seeds.
+  A period with fewer than MIN_EVAL_USERS (50) distinct users is shown, marked †, but left out:
+  its pooled AUC mostly ranks a few users' overall rates against each other (on MovieLens-100K a
+  3-day week of 26 users, three of whom hold 573 of its 849 rows, put three models below 0.5 while
+  their per-user AUC stayed above 0.7);
 - paired lift: per seed s, lift_s = (AUC_s / baseline AUC_s - 1) * 100 on the seed's AUC over
   periods (both models trained with seed s); its mean and the 95% Student-t interval over seeds,
   mean ± t(0.975, n - 1) * std / sqrt(n). An interval that contains 0 is "inside the noise": the
@@ -22,13 +26,14 @@ from typing import Sequence
 import pandas as pd
 from scipy import stats
 
+from schemas.split import MIN_EVAL_USERS
 from training.metrics import format_value
 
 METRICS = ("auc", "gauc", "logloss")
-SEED_COLUMNS = ["model", "seed", "task", "date", "auc", "gauc", "logloss", "n"]
+SEED_COLUMNS = ["model", "seed", "task", "date", "auc", "gauc", "logloss", "n", "users"]
 TIMING_COLUMNS = ["model", "seed", "train_seconds", "pretrain_seconds", "eval_seconds", "examples_per_s",
                   "best_epoch"]
-SUMMARY_COLUMNS = ["model", "task", "date", "n", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std",
+SUMMARY_COLUMNS = ["model", "task", "date", "n", "users", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std",
                    "logloss_mean", "logloss_std", "lift_pct"]
 OVERALL_COLUMNS = ["model", "task", "days", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std",
                    "logloss_mean", "logloss_std", "lift_pct"]
@@ -67,21 +72,23 @@ def _add_lift(table: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataFra
 def summarise_days(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """SUMMARY_COLUMNS: one row per model, task and evaluation day."""
     table = _with_stats(per_seed, ["model", "task", "date"])
-    n = per_seed.groupby(["model", "task", "date"], sort=True)["n"].max().rename("n").reset_index()
+    n = per_seed.groupby(["model", "task", "date"], sort=True)[["n", "users"]].max().reset_index()
     table = table.merge(n, on=["model", "task", "date"])
     return _add_lift(table, ["task", "date"], baseline)[SUMMARY_COLUMNS]
 
 
-def over_periods(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task, seed): each metric's row-weighted mean over the periods that have one, and
-    `days`, the number of periods with an AUC."""
+def over_periods(per_seed: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Per (model, task, seed): each metric's row-weighted mean over the periods that have one and
+    enough users, and `days`, the number of such periods."""
     keys = ["model", "task", "seed"]
     out = per_seed[keys].drop_duplicates().sort_values(keys).set_index(keys)
-    for m in METRICS:
+    per_seed = per_seed[per_seed["users"] >= MIN_EVAL_USERS]
+    for m in metrics:
         have = per_seed[per_seed[m].notna()]
         weighted = (have[m] * have["n"]).groupby([have[k] for k in keys]).sum()
         out[m] = weighted / have.groupby(keys)["n"].sum()
     out["days"] = per_seed.groupby(keys)["auc"].count()
+    out["days"] = out["days"].fillna(0).astype(int)
     return out.reset_index()
 
 
@@ -98,7 +105,7 @@ def summarise_overall(per_seed: pd.DataFrame, baseline: str) -> pd.DataFrame:
 def paired_lift(per_seed: pd.DataFrame, baseline: str, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """PAIRED_COLUMNS: per model (other than the baseline) and task, the mean paired lift over the
     seeds both ran and its `confidence` t-interval (see the module doc)."""
-    per = over_periods(per_seed)[["model", "task", "seed", "auc"]]
+    per = over_periods(per_seed, ("auc",))[["model", "task", "seed", "auc"]]
     base = per[per["model"] == baseline].rename(columns={"auc": "_base"}).drop(columns="model")
     rows = []
     for (model, task), g in per[per["model"] != baseline].groupby(["model", "task"], sort=True):
@@ -153,10 +160,14 @@ def _day_tables(days: pd.DataFrame, overall: pd.DataFrame, models: Sequence[str]
         d = days[(days["task"] == task) & days["model"].isin(models)]
         o = overall[(overall["task"] == task)].set_index("model")
         dates = sorted(d["date"].unique())
-        head = "| model | " + " | ".join(str(x) for x in dates) + " | over periods |"
+        size = d.groupby("date")[["n", "users"]].max()
+        few = {x for x in dates if size.loc[x, "users"] < MIN_EVAL_USERS}
+        head = "| model | " + " | ".join(f"{x}{' †' if x in few else ''}" for x in dates) + " | over periods |"
         rule = "|---" * (len(dates) + 2) + "|"
+        counts = ("| rows / users | " + " | ".join(f"{size.loc[x, 'n']:,} / {size.loc[x, 'users']:,}" for x in dates)
+                  + " | † left out: under " + f"{MIN_EVAL_USERS} users |")
         cell = {(r.model, r.date): r for r in d.itertuples()}
-        auc = [f"### {task}: AUC (mean ± std over seeds)", "", head, rule]
+        auc = [f"### {task}: AUC (mean ± std over seeds)", "", head, rule, counts]
         lift = ["", f"### {task}: relative AUC lift vs {baseline}", "", head, rule]
         for m in _ordered(models, baseline):
             if m not in o.index:

@@ -23,7 +23,7 @@ from training.config import EvalPeriod
 
 MIN_ROWS = 50
 CELL_ROWS = 1000   # rows a typical cell should hold: the AUC's standard error is then ~0.01-0.02
-METRIC_COLUMNS = ["model", "task", "date", "auc", "gauc", "logloss", "n"]
+METRIC_COLUMNS = ["model", "task", "date", "auc", "gauc", "logloss", "n", "users"]
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -88,8 +88,8 @@ def choose_period(days: torch.Tensor, period: EvalPeriod, cell_rows: int = CELL_
 def evaluate(probs: torch.Tensor, labels: torch.Tensor, users: torch.Tensor, days: torch.Tensor,
              tasks: Sequence[str], model: str, min_rows: int = MIN_ROWS,
              period: EvalPeriod = EvalPeriod.DAY) -> pd.DataFrame:
-    """Per task per day (or week, or month: `period`): AUC, GAUC, log loss and row count (columns
-    METRIC_COLUMNS).
+    """Per task per day (or week, or month: `period`): AUC, GAUC, log loss, row count and distinct
+    users (columns METRIC_COLUMNS).
 
     probs, labels: (N, T); users, days: (N,) with days as days since 1970-01-01. All may live on the
     device; only the (cells x tasks) result is copied back.
@@ -101,6 +101,7 @@ def evaluate(probs: torch.Tensor, labels: torch.Tensor, users: torch.Tensor, day
     n_days, n_pairs = day_values.numel(), pair_values.shape[1]
     rows = torch.bincount(day_idx, minlength=n_days).to(torch.float64)
     pair_rows = torch.bincount(pair_idx, minlength=n_pairs).to(torch.float64)
+    cell_users = torch.bincount(pair_day, minlength=n_days).cpu().tolist()
     eps = 1e-7
     out = []
     for t, task in enumerate(tasks):
@@ -120,9 +121,9 @@ def evaluate(probs: torch.Tensor, labels: torch.Tensor, users: torch.Tensor, day
         nan = torch.full_like(auc, float("nan"))
         table = torch.stack([torch.where(na, nan, auc), torch.where(na, nan, gauc),
                              torch.where(na, nan, logloss), rows], dim=1).cpu()
-        for d, (a, ga, ll, n) in zip(day_values.cpu().tolist(), table.tolist()):
+        for d, (a, ga, ll, n), u in zip(day_values.cpu().tolist(), table.tolist(), cell_users):
             out.append({"model": model, "task": task, "date": EPOCH + dt.timedelta(days=int(d)),
-                        "auc": a, "gauc": ga, "logloss": ll, "n": int(n)})
+                        "auc": a, "gauc": ga, "logloss": ll, "n": int(n), "users": int(u)})
     return pd.DataFrame(out, columns=METRIC_COLUMNS)
 
 
@@ -146,8 +147,8 @@ def format_value(v: float, digits: int = 4) -> str:
 
 def to_markdown(metrics: pd.DataFrame) -> str:
     """The metrics table in Markdown, n/a cells spelled out."""
-    lines = ["| model | task | date | AUC | GAUC | log loss | n |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | task | date | AUC | GAUC | log loss | n | users |", "|---|---|---|---|---|---|---|---|"]
     for r in metrics.sort_values(["model", "task", "date"]).itertuples(index=False):
         lines.append(f"| {r.model} | {r.task} | {r.date} | {format_value(r.auc)} | {format_value(r.gauc)} | "
-                     f"{format_value(r.logloss)} | {r.n} |")
+                     f"{format_value(r.logloss)} | {r.n} | {r.users} |")
     return "\n".join(lines) + "\n"

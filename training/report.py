@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 METRICS_SCHEMA = pa.schema([("model", pa.string()), ("task", pa.string()), ("date", pa.date32()),
                             ("auc", pa.float64()), ("gauc", pa.float64()), ("logloss", pa.float64()),
-                            ("n", pa.int64())])
+                            ("n", pa.int64()), ("users", pa.int64())])
 
 
 def warning_banner(warnings: Sequence[str]) -> str:
