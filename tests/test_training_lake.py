@@ -129,7 +129,7 @@ def test_tiny_training_on_planted_signal_beats_chance(planted, tmp_path, capsys)
     printed = capsys.readouterr().out
     assert f"gold.examples v{info.examples_version}" in printed and f"gold.nodes v{info.nodes_version}" in printed
     m = pd.read_parquet(out / "metrics.parquet")
-    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n"]
+    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n", "users"]
     assert len(m) == len(TASKS) * len(info.eval_days)
     assert (m.groupby("task")["n"].sum() == info.eval_rows).all()
     assert (m["auc"] > 0.6).all(), m
