@@ -20,7 +20,7 @@ from training.config import DeviceKind, EvalPeriod, LoaderBackend, LossWeighting
 from training.data.examples import example_columns
 from training.data.loader import make_batches, resolve_training_snapshots, split_files
 from training.data.resident import decoded_chunks, load_resident_examples
-from training.distributed import init_distributed
+from training.distributed import init_distributed, shutdown
 from training.train import fit
 
 
@@ -72,6 +72,7 @@ def main(lake: str, out: str) -> None:
     if ctx.rank == 0:
         (Path(out) / "fixed.json").write_text(json.dumps({
             "checksum": checksum(result.model), "auc": result.metrics["auc"].tolist()}))
+    shutdown(ctx)  # the group this worker set up; the fits joined it and left it in place
 
 
 def fixed_weights_config(lake: str, out: str, batch_size: int) -> TrainConfig:
