@@ -4,8 +4,9 @@
 (training.data.split_data; docs/trainer.md), and runs each step through training.step (captured
 in a CUDA graph on one GPU). After every epoch it scores the validation split (training.validation),
 stops after --patience epochs without a better score and restores the best epoch's weights; then
-the evaluation split is scored once (`fit(cfg, evaluate=False)` never reads it: model selection). Single-process or under `torchrun` (DDP: one share of every epoch's
-permutation per rank, NCCL on CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
+the evaluation split is scored once (`fit(cfg, evaluate=False)` never reads it: model selection).
+Single-process or under `torchrun` (DDP: one share of every epoch's permutation per rank, NCCL on
+CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
 printed and stored in run.json and the checkpoint. Expert models' gate utilisation goes to
 gates.parquet and the console (training.gates).
 """
@@ -35,7 +36,7 @@ from training.data.split_data import SplitData
 from training.distributed import DistContext, average_, gather_cat, init_distributed, shutdown, wrap_ddp
 from training.gates import GateStats, summarise
 from training.gradnorm import GradNorm
-from training.metrics import choose_period, evaluate
+from training.metrics import evaluate
 from training.models import ModelOutput, RankingModel, build_model, required_side_inputs
 from training.report import write_metrics
 from training.side_inputs import load_side_inputs, side_inputs_from_state
@@ -273,8 +274,7 @@ def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResul
         probs, labels, users, days = predict_split(model, eval_data, ctx, amp)
         warnings = eval_size_warnings(len(users), int(torch.unique(users).numel()), cfg.data.eval_split)
         if ctx.is_main:
-            metrics = evaluate(probs, labels, users, days, snaps.tasks, label,
-                               period=choose_period(days, cfg.run.eval_period))
+            metrics = evaluate(probs, labels, users, days, snaps.tasks, label, period=cfg.run.eval_period)
             for w in warnings:
                 log.warning("%s", w)
     eval_s = time.perf_counter() - eval_start
