@@ -144,6 +144,9 @@ class ModelConfig:
     ple_task_experts: int = param(1, "PLE task-specific experts per task per level")
     macro_dim: int = param(32, "width of MGOE's learnable macro-node embeddings")
     macro_tau: float = param(1.3, "MGOE macro weight temperature: softmax(log(1 + count) / tau)")
+    macro_exclude_own: bool = param(True, "MGOE: while training, take each row's own labels out of the macro "
+                                          "counts it reads (they count every training positive, so left in they "
+                                          "carry the label, as an unmasked target edge does)")
     pretrain_epochs: int = param(20, "two_stage: BPR epochs of the LightGCN pretraining")
     pretrain_lr: float = param(0.01, "two_stage: Adam learning rate of the LightGCN pretraining")
     pretrain_l2: float = param(1e-4, "two_stage: L2 weight on the batch's layer-0 embeddings in the BPR loss")
