@@ -20,6 +20,7 @@ from training.distributed import DistContext
 from training.gates import GateStats, summarise
 from training.models import MODELS, SideInputs, build_model
 from training.models.mgoe import macro_weights
+from training.report import lift_by_day_figure
 from training.pretrain import TrainingGraph, pretrain_lightgcn_bpr
 
 torch.set_num_threads(1)
@@ -223,6 +224,19 @@ def per_seed_rows() -> pd.DataFrame:
             ("mgoe", 0, "like", d2, *na), ("mgoe", 1, "like", d2, *na)]
     df = pd.DataFrame(rows, columns=["model", "seed", "task", "date", "auc", "gauc", "logloss"])
     return df.assign(n=100, users=60)
+
+
+def test_lift_plot_has_one_bar_per_model_and_period_at_the_hand_computed_lift():
+    rows = per_seed_rows()
+    shared = rows[rows["model"] == "mgoe"].assign(model="shared_bottom", auc=lambda d: d["auc"] - 0.05)
+    fig = lift_by_day_figure(summarise_days(pd.concat([rows, shared]), "ltr"), "ltr")
+    (ax,) = fig.axes
+    heights = {c.get_label(): [b.get_height() for b in c] for c in ax.containers}
+    assert set(heights) == {"mgoe", "shared_bottom"}      # the baseline gets no bars
+    # day 1: mean AUCs 0.78 and 0.73 over ltr's 0.71; day 2 is n/a for everyone: no bar (NaN height)
+    assert heights["mgoe"][0] == pytest.approx((0.78 / 0.71 - 1) * 100)
+    assert heights["shared_bottom"][0] == pytest.approx((0.73 / 0.71 - 1) * 100)
+    assert math.isnan(heights["mgoe"][1]) and math.isnan(heights["shared_bottom"][1])
 
 
 def test_comparison_summaries_hand_computed():

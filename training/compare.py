@@ -29,6 +29,7 @@ Writes to --out:
     comparison.md               AUC ± std per task and day, lift vs the baseline, summaries, timing,
                                 and the ablation table when ablations ran
     auc_by_day.png              mean AUC per day per model, ± std as error bars
+    lift_by_day.png             AUC lift per day of each model over the baseline, in percent
     comparison_seeds.parquet    every seed's metrics;  comparison_timing.parquet  every run's timing
     comparison_paired.parquet   paired lift per model and task with its interval
     selection.parquet           every grid point's validation AUC and best epoch, the chosen one marked
@@ -54,7 +55,7 @@ from training.data.arrow_columns import ColumnError
 from training.data.loader import resolve_training_snapshots, split_files
 from training.data.snapshot import SnapshotError
 from training.models import required_side_inputs
-from training.report import plot_auc_by_day, warning_banner
+from training.report import lift_by_day_figure, plot_auc_by_day, warning_banner
 from training.selection import DEFAULT_GRID, Grid, Point, apply, describe, search_folder, select
 from training.train import TrainingError, describe_snapshots, fit
 
@@ -241,6 +242,7 @@ def comparison_paths(out: Path) -> dict[str, Path]:
     """Where a comparison's outputs live under `out` (see the module doc): parquet (per period),
     markdown, plot, seeds (per seed), timing, paired lifts and the selection runs."""
     return {"parquet": out / "comparison.parquet", "markdown": out / "comparison.md", "plot": out / "auc_by_day.png",
+            "lift_plot": out / "lift_by_day.png",
             "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet",
             "paired": out / "comparison_paired.parquet", "selection": out / "selection.parquet"}
 
@@ -259,6 +261,7 @@ def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, 
         result.days, result.overall, result.timing, baseline, title, result.paired, result.protocol,
         result.selection))
     plot_auc_by_day(result.days.rename(columns={"auc_mean": "auc"}), paths["plot"], spread="auc_std")
+    lift_by_day_figure(result.days, baseline).savefig(paths["lift_plot"], dpi=100)
     return paths
 
 

@@ -1,4 +1,5 @@
-"""Writing evaluation results: metrics.parquet, metrics.md and auc_by_day.png in one folder."""
+"""Writing evaluation results: metrics.parquet, metrics.md and auc_by_day.png in one folder, and the
+plots of a comparison."""
 from __future__ import annotations
 
 import os
@@ -70,3 +71,32 @@ def auc_by_day_figure(metrics: pd.DataFrame, spread: Optional[str] = None) -> "F
         ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def lift_by_day_figure(days: pd.DataFrame, baseline: str) -> "Figure":
+    """One panel per task: per period, one bar per model of its AUC lift over `baseline` in percent
+    (`lift_pct` of training.comparison's per-period summary; n/a periods have no bar), as the
+    E2E-GRec paper tabulates it. A bare matplotlib Figure, as `auc_by_day_figure`."""
+    from matplotlib.figure import Figure
+
+    tasks = sorted(days["task"].unique())
+    fig = Figure(figsize=(5 * max(1, len(tasks)), 3.5))
+    axes = fig.subplots(1, max(1, len(tasks)), squeeze=False)
+    others = sorted(m for m in days["model"].unique() if m != baseline)
+    width = 0.8 / max(1, len(others))
+    for ax, task in zip(axes[0], tasks):
+        rows = days[days["task"] == task]
+        dates = sorted(rows["date"].unique())
+        for j, model in enumerate(others):
+            lift = rows[rows["model"] == model].set_index("date")["lift_pct"].reindex(dates)
+            ax.bar([d + j * width for d in range(len(dates))], lift.to_numpy(dtype=float), width, label=model)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks([d + (len(others) - 1) * width / 2 for d in range(len(dates))],
+                      [str(d) for d in dates], rotation=45)
+        ax.set_title(task)
+        ax.set_ylabel(f"AUC lift vs {baseline} (%)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
