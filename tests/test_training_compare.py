@@ -78,7 +78,7 @@ def test_compare_two_models_two_seeds(planted, tmp_path, capsys):
                    "## Training time per model", "| mgoe |", " ± "):
         assert needle in md, needle
     assert "E2E-GRec ablations" not in md
-    assert (out / "auc_by_day.png").stat().st_size > 0
+    assert (out / "auc_by_day.png").stat().st_size > 0 and (out / "lift_by_day.png").stat().st_size > 0
     seeds = pd.read_parquet(out / "comparison_seeds.parquet")
     assert len(seeds) == 2 * 2 * len(TASKS) * len(planted.eval_days)
     gates = pd.read_parquet(out / "runs" / "mgoe" / "seed1" / "gates.parquet")
