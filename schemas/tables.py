@@ -90,7 +90,7 @@ SWING_I2I = TableSchema(
         Col("n_common_users", Kind.LONG, "|U_i ∩ U_j| after caps", min_value=2),
         Col("rank", Kind.INT, "1 = most similar (ties by neighbor_id)", min_value=1),
     ],
-    doc="Swing item-item weights, top-k neighbours per item (SPEC §2)",
+    doc="Swing item-item weights, top-k neighbours per item (docs/method.md §Swing)",
     key=("item_id", "neighbor_id"), unique_key=True,
 )
 
@@ -104,7 +104,7 @@ NODES = TableSchema(
         FEATURES,
         Col("degree", Kind.LONG, "number of incident edges in the full graph", min_value=0),
     ],
-    doc="the cross-domain graph's nodes (SPEC §3)",
+    doc="the cross-domain graph's nodes (docs/method.md §Graph)",
     key=("node_id",), unique_key=True,
 )
 
@@ -117,7 +117,7 @@ EDGES = TableSchema(
         Col("weight", Kind.DOUBLE, "log1p(count) for behaviour edges; s/max_s for swing", min_value=0.0,
             strict_min=True),
     ],
-    doc="directed edges; every undirected relation is stored in both directions (SPEC §3)",
+    doc="directed edges; every undirected relation is stored in both directions (docs/method.md §Graph)",
     key=("src", "dst", "edge_type"), unique_key=True,
 )
 
@@ -130,7 +130,7 @@ NEIGHBORS = TableSchema(
         Col("nbr_types", Kind.INT_ARRAY, "their edge type codes (etl.transforms.graph.edge_type_codes; table property grec.edge_types)"),
         Col("degree", Kind.LONG, "deg(node) in the full graph", min_value=0),
     ],
-    doc="importance-sampled 1-hop neighbour lists, p ∝ w^β, k per node (SPEC §4)",
+    doc="importance-sampled 1-hop neighbour lists, p ∝ w^β, k per node (docs/method.md §Neighbours)",
     key=("node_id",), unique_key=True,
 )
 
@@ -171,7 +171,7 @@ def _nbr_cols(side: str) -> list[Col]:
 
 
 def examples(labels: Sequence[str], neighbor_arrays: bool = False) -> TableSchema:
-    """gold.examples for a given task list: one row per impression (SPEC §5).
+    """gold.examples for a given task list: one row per impression (docs/method.md §Examples).
 
     Slim rows (the default, neighbor_arrays=False) carry only the impression: both node ids, day,
     split, domain and labels. Node features and neighbour lists are not copied into every row: a
@@ -227,7 +227,8 @@ def macro_counts_col(label: str) -> Col:
 
 
 def macro(labels: Sequence[str]) -> TableSchema:
-    """gold.macro for a given task list: one row per node with MGOE's macro-graph counts (SPEC §7).
+    """gold.macro for a given task list: one row per node with MGOE's macro-graph counts
+    (docs/method.md §Macro).
 
     Users: macro_id = KMeans cluster (0..C-1); items: macro_id = domain code (0..D-1, the vocabulary
     of the table property grec.domains). C and D are the table properties grec.n_clusters and

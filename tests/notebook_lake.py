@@ -1,7 +1,7 @@
 """A small lake for the analyst notebooks' tests, from real MovieLens-100K rows, with the history a
 real lake has: three runs, a table rewritten by a later run, and a run that failed its checks.
 
-    r1  ingest, swing, graph, neighbors   the first users' ratings, SPEC defaults, k = K
+    r1  ingest, swing, graph, neighbors   the first users' ratings, default Swing parameters, k = K
     r2  swing (preset alink)              silver.swing_i2i v1; r1's graph still pins v0
     r3  ingest, failed                    one `like` value of 2: the interactions suite fails,
                                           nothing is written

@@ -1,4 +1,4 @@
-"""Training examples (SPEC §5) from hand-built nodes and neighbour lists."""
+"""Training examples (docs/method.md §Examples) from hand-built nodes and neighbour lists."""
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -1,5 +1,5 @@
-"""The cross-domain graph (SPEC §3) on a hand-built log, dense ids, components against union-find,
-and gold.graph_stats."""
+"""The cross-domain graph (docs/method.md §Graph) on a hand-built log, dense ids, components against
+union-find, and gold.graph_stats."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""MGOE macro-graph features (SPEC §7) on a hand-built log."""
+"""MGOE macro-graph features (docs/method.md §Macro) on a hand-built log."""
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -24,7 +24,7 @@ EPOCH = date(1970, 1, 1)
 
 class Raw:
     """u.data and u.item as plain Python: (user, item, rating, UTC date) per rating; like = rating >= 4,
-    love = rating == 5 (SPEC §1)."""
+    love = rating == 5 (docs/method.md §Contract)."""
 
     def __init__(self):
         self.rows = []

@@ -1,4 +1,5 @@
-"""Importance-sampled neighbour lists (SPEC §4) against exact without-replacement probabilities."""
+"""Importance-sampled neighbour lists (docs/method.md §Neighbours) against exact without-replacement
+probabilities."""
 from __future__ import annotations
 
 import itertools

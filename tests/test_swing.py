@@ -1,6 +1,7 @@
-"""Swing (SPEC §2) against an independent brute force, a hand-computed case, determinism, bad input,
-and top-k order. The reference below shares no code with etl/transforms/swing.py: it is a triple
-loop over item pairs and user pairs that recounts |C_uv| for every pair it meets."""
+"""Swing (docs/method.md §Swing) against an independent brute force, a hand-computed case,
+determinism, bad input, and top-k order. The reference below shares no code with
+etl/transforms/swing.py: it is a triple loop over item pairs and user pairs that recounts |C_uv| for
+every pair it meets."""
 from __future__ import annotations
 
 import math
@@ -116,7 +117,7 @@ def test_caps_bind_in_the_reference_test():
     for u, i in random_pairs(seed=3):
         items_of[u].add(i)
     assert max(len(its) for its in items_of.values()) > 12
-    for min_items in (2, 10):  # SPEC and paper; Flink and Alink
+    for min_items in (2, 10):  # grec's default and the paper; Flink and Alink
         users_of = defaultdict(set)
         for u, its in items_of.items():
             if min_items <= len(its) <= 12:

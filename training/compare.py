@@ -74,7 +74,7 @@ class Ablation(str, enum.Enum):
 PAPER_ABLATIONS = (Ablation.NO_GFAE, Ablation.FIXED_WEIGHTS, Ablation.BOTTOM_ONLY, Ablation.GRAPHSAGE)
 
 
-# The E2E-GRec ablations of SPEC §6 as config switches: (section, field) -> value.
+# The E2E-GRec ablations (docs/method.md §Ablations) as config switches: (section, field) -> value.
 ABLATION_SETTINGS: dict[Ablation, dict[tuple[str, str], Any]] = {
     Ablation.NO_GFAE: {("model", "gfae"): False, ("optim", "loss_weighting"): LossWeighting.FIXED},
     Ablation.FIXED_WEIGHTS: {("optim", "loss_weighting"): LossWeighting.FIXED},

@@ -1,6 +1,7 @@
-"""Comparison tables over seeds (SPEC §9): per model, task and period (day, week or month) the mean
-and spread over seeds, the relative AUC lift over the baseline (as in the E2E-GRec table), summaries
-over the evaluation periods, the paired lift with its confidence interval, and training time.
+"""Comparison tables over seeds (docs/method.md §Evaluation): per model, task and period (day, week
+or month) the mean and spread over seeds, the relative AUC lift over the baseline (as in the
+E2E-GRec table), summaries over the evaluation periods, the paired lift with its confidence
+interval, and training time.
 
 Conventions:
 - spread is the sample standard deviation over seeds (ddof = 1; n/a with one seed);

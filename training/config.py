@@ -169,7 +169,7 @@ class OptimConfig:
                                                                   "e2e_grec only, the other models have one loss")
     ssl_weight: float = param(1.0, "w_SSL: fixed weight, or GradNorm's initial weight")
     ltr_weight: float = param(1.0, "w_LTR: fixed weight, or GradNorm's initial weight")
-    gradnorm_alpha: float = param(1.0, "GradNorm asymmetry alpha (SPEC: gamma = alpha = 1)")
+    gradnorm_alpha: float = param(1.0, "GradNorm asymmetry alpha (docs/method.md §GradNorm)")
     gradnorm_lr: float = param(0.025, "learning rate of GradNorm's own Adam over the loss weights")
     sparse_embeddings: bool = param(
         False, "sparse gradients + SparseAdam for the node ID table (large graphs; not with DDP on NCCL)")

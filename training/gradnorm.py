@@ -1,4 +1,5 @@
-"""GradNorm loss balancing (Chen et al., ICML 2018), as E2E-GRec uses it for L_SSL vs L_LTR (SPEC §6).
+"""GradNorm loss balancing (Chen et al., ICML 2018), as E2E-GRec uses it for L_SSL vs L_LTR
+(docs/method.md §GradNorm).
 
 For losses L_i with weights w_i, on the last shared layer W only:
 
@@ -9,8 +10,8 @@ For losses L_i with weights w_i, on the last shared layer W only:
 
 L_grad is minimised over the weights only, by their own optimiser (Adam), once per step; then the
 weights are renormalised to sum to the number of losses. The model itself is trained on
-sum_i w_i L_i with the weights of the step (treated as constants). SPEC's "gamma = alpha = 1" is
-read as the paper's single asymmetry hyper-parameter, alpha = 1.
+sum_i w_i L_i with the weights of the step (treated as constants). alpha is the paper's single
+asymmetry hyper-parameter (default 1).
 
 Because w_i is a scalar, ∇_W (w_i L_i) = w_i ∇_W L_i: the norms of ∇_W L_i are taken without a
 second-order graph, which is exact for the weights' gradient (the only one L_grad produces).

@@ -1,4 +1,5 @@
-"""Ranking metrics per task per evaluation day, computed on the device in one pass (SPEC §9).
+"""Ranking metrics per task per evaluation day, computed on the device in one pass
+(docs/method.md §Evaluation).
 
 AUC is the Mann-Whitney statistic from ranks with ties averaged: for a group with n+ positives
 and n- negatives, AUC = (R+ - n+(n+ + 1)/2) / (n+ n-), R+ the positives' rank sum. `grouped_auc`

@@ -1,6 +1,6 @@
 """The two-stage baseline's first stage: LightGCN pretrained with BPR, then frozen (He et al., SIGIR 2020).
 
-Kept short on purpose; it exists to show what E2E-GRec replaces (SPEC §8).
+Kept short on purpose; it exists to show what E2E-GRec replaces (docs/method.md §Two-stage).
 
 - Graph: the resident gold.neighbors lists cut to the examples' k (training.data.resident; built
   from pre-cutoff edges only), i.e. exactly the graph E2E-GRec's encoder reads, so the two differ

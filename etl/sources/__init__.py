@@ -1,4 +1,5 @@
-"""Data sources: real and synthetic datasets mapped onto grec's input contract (SPEC §1).
+"""Data sources: real and synthetic datasets mapped onto grec's input contract
+(docs/method.md §Contract).
 
     >>> src = load_source(spark, "movielens-100k")                          # doctest: +SKIP
     >>> src = load_source(spark, "synthetic", rows=100_000, seed=1)         # doctest: +SKIP

@@ -1,8 +1,8 @@
 """What every source returns (`SourceData`), how a source declares its options, and shared helpers.
 
-A source maps one dataset onto grec's input contract (SPEC §1). Its options are a frozen dataclass
-whose fields carry their CLI flag and parser (`option(...)`), so one declaration gives both the
-Python keyword arguments (`load_source(spark, "synthetic", rows=1000)`) and the flags
+A source maps one dataset onto grec's input contract (docs/method.md §Contract). Its options are a
+frozen dataclass whose fields carry their CLI flag and parser (`option(...)`), so one declaration
+gives both the Python keyword arguments (`load_source(spark, "synthetic", rows=1000)`) and the flags
 (`--source synthetic --rows 1000`).
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 from schemas.columns import Kind
 from schemas.tables import FEATURES, INTERACTIONS_BASE
 
-# The SPEC §1 key columns a source provides (ingest derives `date` from ts).
+# The key columns of the input contract (docs/method.md §Contract) a source provides (ingest
+# derives `date` from ts).
 USER_ID, ITEM_ID, TS, DOMAIN = (c.name for c in INTERACTIONS_BASE if c.kind is not Kind.DATE)
 FEATURES_COL = FEATURES.name
 SOURCE_COL = "_source"  # where each row came from (file or generator), kept for quarantine reasons

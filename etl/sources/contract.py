@@ -1,4 +1,5 @@
-"""`contract` source: files already in SPEC §1 form (CSV with a header, or Parquet).
+"""`contract` source: files already in the input contract's form (docs/method.md §Contract), as CSV
+with a header or as Parquet.
 
 CSV is read with every column as a string and no row dropped or altered: ingest casts and
 quarantines bad rows with their reason. Parquet keeps its types. Columns outside the contract are
@@ -37,7 +38,8 @@ class FileFormat(str, Enum):
 @dataclass(frozen=True)
 class ContractOptions:
     interactions: Optional[str] = option(
-        None, "--interactions", "interactions file, folder or glob with the SPEC §1 columns")
+        None, "--interactions",
+        "interactions file, folder or glob with the input contract's columns (docs/method.md §Contract)")
     labels: tuple[str, ...] = option((), "--labels", "comma-separated task label columns, e.g. like,love",
                                      comma_list)
     positive_label: Optional[str] = option(

@@ -1,4 +1,5 @@
-"""`kuairand` source: KuaiRand's public CSV layout (KuaiRand-Pure / -1K / -27K) mapped per SPEC §1.
+"""`kuairand` source: KuaiRand's public CSV layout (KuaiRand-Pure / -1K / -27K) mapped onto the
+input contract (docs/method.md §Contract).
 
 Log files (`log_standard_*.csv` by default) hold one row per real impression: item_id = video_id,
 ts = time_ms (epoch ms, UTC; the files' own date/hourmin columns are Beijing time and are not used),

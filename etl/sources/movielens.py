@@ -1,4 +1,5 @@
-"""`movielens-100k` source: the real GroupLens MovieLens-100K files mapped per SPEC §1.
+"""`movielens-100k` source: the real GroupLens MovieLens-100K files mapped onto the input contract
+(docs/method.md §Contract).
 
 Every rated pair is an impression (no invented negatives); tasks `like` = rating >= 4 and
 `love` = rating == 5; numeric `rating`; ts = the file's unix seconds (ts_unit s, ingest converts);

@@ -1,5 +1,5 @@
-"""Training and evaluation examples (SPEC §5): one row per impression, as flat numeric columns that
-Petastorm can stream.
+"""Training and evaluation examples (docs/method.md §Examples): one row per impression, as flat
+numeric columns that Petastorm can stream.
 
     domains = domain_vocabulary(interactions, items)
     ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoffs, domains, k=100))
@@ -10,8 +10,8 @@ features and neighbour lists from gold.nodes and gold.neighbors (cut to k) itsel
 k (schemas.tables.examples(labels, neighbor_arrays=True)).
 
 `domain_id` codes the impression's `domain` column (the item's domain or the scenario it was shown
-in, SPEC §1) by its position in the sorted vocabulary; jobs record the vocabulary as the table
-property `grec.domains`. `split` is "train", "val" or "eval" by the row's date
+in, docs/method.md §Contract) by its position in the sorted vocabulary; jobs record the vocabulary
+as the table property `grec.domains`. `split` is "train", "val" or "eval" by the row's date
 (etl.transforms.split.split_column with the graph's cutoffs).
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The cross-domain heterogeneous graph (SPEC §3): dense node ids, typed user–item edges, Swing
-item–item edges, and each node's degree.
+"""The cross-domain heterogeneous graph (docs/method.md §Graph): dense node ids, typed user–item
+edges, Swing item–item edges, and each node's degree.
 
     cutoff = split_cutoffs(interactions, SplitPolicy()).val_start   # etl.transforms.split
     index = index_nodes(interactions, users, items)               # node ids, types, domains, features

@@ -28,7 +28,7 @@ def _default_max_ts() -> str:
 
 @dataclass(frozen=True)
 class IngestRules:
-    """Row-level rules of the input contract (SPEC §1).
+    """Row-level rules of the input contract (docs/method.md §Contract).
 
     Args:
         labels: task label columns; each must be 0 or 1.

@@ -1,10 +1,10 @@
-"""MGOE macro-graph features (SPEC §7, our documented reading): user macro nodes are KMeans clusters
-of users' domain profiles, item macro nodes are domains, and per task we count positives between
-nodes and macro nodes (as MacGNN does).
+"""MGOE macro-graph features (docs/method.md §Macro, grec's reading of MGOE): user macro nodes are
+KMeans clusters of users' domain profiles, item macro nodes are domains, and per task we count
+positives between nodes and macro nodes (as MacGNN does).
 
 - User profile: the user's pre-cutoff impression counts per domain (every row is an impression or
-  interaction, SPEC §1), L2-normalised; KMeans (Spark MLlib, seeded) on these gives the user's
-  cluster. Users with no pre-cutoff row have a zero profile and land in whichever cluster is
+  interaction, docs/method.md §Contract), L2-normalised; KMeans (Spark MLlib, seeded) on these gives
+  the user's cluster. Users with no pre-cutoff row have a zero profile and land in whichever cluster is
   nearest the origin.
 - 1st order, per user and task t: counts of the user's pre-cutoff t-positives per domain (length D,
   position = domain code).

@@ -1,5 +1,5 @@
-"""Importance-sampled 1-hop neighbour lists (SPEC §4): k neighbours per node, drawn without
-replacement with probability proportional to w^beta, by Efraimidis–Spirakis keys.
+"""Importance-sampled 1-hop neighbour lists (docs/method.md §Neighbours): k neighbours per node,
+drawn without replacement with probability proportional to w^beta, by Efraimidis–Spirakis keys.
 
 For each edge e = (v, x) of type t and weight w: U_e = uniform(0, 1) from xxhash64(seed, v, x, t),
 key_e = U_e^(1 / w^beta); the k largest keys of v's out-edges are its sample (all of them when

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 LABELS_PROPERTY = "grec.labels"
 DOMAINS_PROPERTY = "grec.domains"
 
-# Neighbour edge weights and types are read by the sampler, not by the encoders: SPEC §6 normalises
-# by full-graph degrees only, so the trainer skips those columns and their IO.
+# Neighbour edge weights and types are read by the sampler, not by the encoders: LightGCN normalises
+# by full-graph degrees only (docs/method.md §LightGCN), so the trainer skips those columns and
+# their IO.
 _SIDE_COLUMNS = ("nbr_ids", "nbr_count", "degree")
 SLIM_COLUMNS = ("user_node", "item_node", "day", "domain_id")
 

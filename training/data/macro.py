@@ -1,4 +1,5 @@
-"""gold.macro as lookup tensors indexed by node_id (MGOE's macro-graph counts, SPEC §7).
+"""gold.macro as lookup tensors indexed by node_id (MGOE's macro-graph counts,
+docs/method.md §Macro).
 
 Users' count arrays have one slot per item macro node (domain code, length D), items' one per user
 macro node (KMeans cluster, length C); so the two node types live in two tensors, and `row` maps a

@@ -1,8 +1,9 @@
 """What every model shares: its output, its optional side inputs, and the node and context inputs.
 
-All models see the same features (SPEC §8): X_u and X_i (ID embedding + side-feature projection,
-`NodeInput`) and F_LTR (item domain and weekday, `ContextFeatures`). What a model needs beyond the
-node table is a `SideInputs` field it names in `side_inputs`; the trainer loads only those.
+All models see the same features (docs/method.md §Baselines): X_u and X_i (ID embedding +
+side-feature projection, `NodeInput`) and F_LTR (item domain and weekday, `ContextFeatures`). What a
+model needs beyond the node table is a `SideInputs` field it names in `side_inputs`; the trainer
+loads only those.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""E2E-GRec: end-to-end GNN + multi-task ranking (Xue et al., arXiv 2511.20564; SPEC §6)."""
+"""E2E-GRec: end-to-end GNN + multi-task ranking (Xue et al., arXiv 2511.20564;
+docs/method.md §E2E-GRec)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,7 +17,8 @@ from training.models.ltr import LTR
 
 
 class E2EGRec(LTR):
-    """E2E-GRec (SPEC §6): the LTR ranker plus a graph block from an encoder trained with it.
+    """E2E-GRec (docs/method.md §E2E-GRec): the LTR ranker plus a graph block from an encoder trained
+    with it.
 
         X_v      = [E_v ; W f_v + b]                                   node input
         Z_v      = LightGCN_1(X over the sampled 1-hop list of v)      (or GraphSAGE, ablation)

@@ -1,4 +1,5 @@
-"""Two-level feature fusion of E2E-GRec (SPEC §6), reusable by any model with feature blocks."""
+"""Two-level feature fusion of E2E-GRec (docs/method.md §Fusion), reusable by any model with feature
+blocks."""
 from __future__ import annotations
 
 from typing import Sequence

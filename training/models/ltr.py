@@ -1,4 +1,5 @@
-"""LTR baseline: E2E-GRec's ranking side without any graph (SPEC §8; Xue et al., arXiv 2511.20564).
+"""LTR baseline: E2E-GRec's ranking side without any graph (docs/method.md §LTR; Xue et al.,
+arXiv 2511.20564).
 
     F_shared = MLP([X_u ; X_i]),  F_LTR = ctx(domain, weekday)
     H        = TwoLevelFusion(F_shared, F_LTR)     gated bottom fusion + block self-attention

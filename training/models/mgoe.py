@@ -1,9 +1,9 @@
-"""MGOE: Macro Graph of Experts (Yao et al., arXiv 2506.10520, KDD 2026), SPEC §7's documented reading.
+"""MGOE: Macro Graph of Experts (Yao et al., arXiv 2506.10520, KDD 2026), grec's reading.
 
-The paper's equations are not public in full; this is SPEC §7 made precise, with MacGNN's macro
-graph (Chen et al., WWW 2024) for the macro features. gold.macro gives, per task t, the user's
-t-positives per item macro node (domain; 1st order) and the item's t-positives from each user
-macro node (KMeans cluster of domain profiles; 2nd order). With learnable macro-node embeddings
+The paper's equations are not public in full; this is the reading of docs/method.md §MGOE, with
+MacGNN's macro graph (Chen et al., WWW 2024) for the macro features. gold.macro gives, per task t,
+the user's t-positives per item macro node (domain; 1st order) and the item's t-positives from each
+user macro node (KMeans cluster of domain profiles; 2nd order). With learnable macro-node embeddings
 M^I (D x m, domains) and M^U (C x m, clusters):
 
   Macro Graph Bottom

@@ -1,4 +1,5 @@
-"""Node input X_v = concat(ID embedding of v, linear projection of v's side features) (SPEC §6)."""
+"""Node input X_v = concat(ID embedding of v, linear projection of v's side features)
+(docs/method.md §Node input)."""
 from __future__ import annotations
 
 from typing import Optional

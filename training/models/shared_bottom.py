@@ -1,6 +1,6 @@
 """Shared-Bottom multi-task baseline (Caruana, Machine Learning 1997; the MMoE/PLE papers' baseline).
 
-    h0  = [X_u ; X_i ; F_LTR]            the features every baseline sees (SPEC §8)
+    h0  = [X_u ; X_i ; F_LTR]            the features every baseline sees (docs/method.md §Baselines)
     S   = MLP_shared(h0)                 one bottom shared by all tasks
     p_t = sigmoid(tower_t(S)),  L_LTR = sum_t BCE(p_t, y_t)
 

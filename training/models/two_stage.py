@@ -1,4 +1,5 @@
-"""Two-stage baseline: graph embeddings pretrained apart, then frozen as ranking features (SPEC §8).
+"""Two-stage baseline: graph embeddings pretrained apart, then frozen as ranking features
+(docs/method.md §Two-stage).
 
 The pipeline E2E-GRec (Xue et al., arXiv 2511.20564) replaces: stage 1 trains LightGCN with BPR on
 the training graph (training.pretrain); stage 2 is the LTR ranker with one more fusion block,
