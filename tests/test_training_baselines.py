@@ -107,19 +107,23 @@ def test_mgoe_attention_without_target_signal_gives_the_macro_weights():
 
 def test_mgoe_training_rows_read_macro_counts_without_their_own_labels():
     model = built(ModelName.MGOE)
-    # user 2 (cluster 2) x item 4 (domain 1), like and love; user 0 (cluster 0) x item 3 (domain 0), like only
-    users, items, labels = torch.tensor([2, 0]), torch.tensor([4, 3]), torch.tensor([[1.0, 1.0], [1.0, 0.0]])
-    user_counts, item_counts = model.macro.counts_without(users, items, labels)
-    # user 2's counts [[1, 1], [0, 1]] lose one in domain 1 on both tasks; user 0's [[2, 0], [1, 0]] one in
-    # domain 0 on like only. Item 4's [[0, 1, 2], [0, 1, 2]] lose one from cluster 2 on both tasks; item 3's
-    # like count from cluster 0 is already 0 and stays 0.
-    torch.testing.assert_close(user_counts, torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [1.0, 0.0]]]))
+    # user 2 (cluster 2) x item 4 (domain 1) shown in domain 0, like and love; user 0 (cluster 0) x item 3
+    # (domain 0) shown in domain 0, like only
+    users, items, domains = torch.tensor([2, 0]), torch.tensor([4, 3]), torch.tensor([0, 0])
+    labels = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    user_counts, item_counts = model.macro.counts_without(users, items, domains, labels)
+    # gold.macro counts a user's positives per domain the row was shown in: user 2's [[1, 1], [0, 1]]
+    # lose one in domain 0 (not its item's domain 1), love's 0 staying 0; user 0's [[2, 0], [1, 0]] one
+    # in domain 0 on like only. Item 4's [[0, 1, 2], [0, 1, 2]] lose one from cluster 2 on both tasks;
+    # item 3's like count from cluster 0 is already 0 and stays 0.
+    torch.testing.assert_close(user_counts, torch.tensor([[[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]]))
     torch.testing.assert_close(item_counts, torch.tensor([[[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]],
                                                           [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]]))
 
     # A training forward equals a forward that ignores the rule on tables holding those counts; an
     # evaluation forward reads the stored counts.
-    batch = dataclasses.replace(example_batch(b=2), user_node=users, item_node=items, labels=labels)
+    batch = dataclasses.replace(example_batch(b=2), user_node=users, item_node=items, domain_id=domains,
+                                labels=labels)
     reference = built(ModelName.MGOE)
     reference.exclude_own = False
     reference.macro.user_counts[reference.macro.row[users]] = user_counts

@@ -30,7 +30,7 @@ Choices where the paper is silent (also in the README):
   residual connection so experts stay distinct at initialisation (uniform A would make them equal).
 - Macro-node embeddings are shared by the tasks; queries, expert MLPs and gates are per task.
 - gold.macro counts every training positive, so a training row's own label is in the counts it
-  reads (one in the user's count for the item's domain, one in the item's count from the user's
+  reads (one in the user's count for the row's domain, one in the item's count from the user's
   cluster) while an evaluation row's is not. Left in, the gates learn to trust a macro expert
   that reads the label off its input. While training, each row's own labels are subtracted
   (`--macro-exclude-own`, default on): the macro analogue of masking the target edge.
@@ -76,15 +76,16 @@ class MacroBuffers(nn.Module):
         """(B, T, D) user counts per item macro node, (B, T, C) item counts per user macro node."""
         return self.user_counts[self.row[user_node]], self.item_counts[self.row[item_node]]
 
-    def counts_without(self, user_node: torch.Tensor, item_node: torch.Tensor,
+    def counts_without(self, user_node: torch.Tensor, item_node: torch.Tensor, domain: torch.Tensor,
                        labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`counts` less each row's own labels (B, T): leave-one-out for rows that gold.macro counted.
 
-        A training row's t-positive is one of the user's count in its item's domain and one of the
-        item's count from its user's cluster; an evaluation row's never is.
+        A training row's t-positive is one of the user's count in the row's domain (`domain_id`: where
+        it was shown, which need not be the item's own domain) and one of the item's count from its
+        user's cluster; an evaluation row's never is.
         """
         user_counts, item_counts = self.counts(user_node, item_node)
-        own_domain = nn.functional.one_hot(self.macro_id[item_node], user_counts.shape[-1])
+        own_domain = nn.functional.one_hot(domain, user_counts.shape[-1])
         own_cluster = nn.functional.one_hot(self.macro_id[user_node], item_counts.shape[-1])
         y = labels.to(user_counts.dtype)[:, :, None]
         return ((user_counts - y * own_domain[:, None, :]).clamp_min(0),
@@ -164,7 +165,8 @@ class MGOE(RankingModel):
         h0 = torch.cat([x_u, x_i, self.context(batch.domain_id, batch.day)], dim=-1)
         # Training batches come from the rows gold.macro counted, evaluation batches never do.
         if self.training and self.exclude_own:
-            user_counts, item_counts = self.macro.counts_without(batch.user_node, batch.item_node, batch.labels)
+            user_counts, item_counts = self.macro.counts_without(batch.user_node, batch.item_node, batch.domain_id,
+                                                                 batch.labels)
         else:
             user_counts, item_counts = self.macro.counts(batch.user_node, batch.item_node)
         own = torch.cat([self.user_macro(self.macro.macro_id[batch.user_node]),
