@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     # The setting MovieLens-100K's grid search chooses for both models (docs/evaluation.md).
     code = compare_main(["--lake", lake.root, "--run", run_id, "--models", "ltr,e2e_grec", "--grid", "lr=0.001",
                          "--grid", "weight_decay=0.00001", "--seeds", str(args.seeds), "--epochs", str(args.epochs),
-                         "--device", args.device, "--out", args.out, "--loader", "petastorm"])
+                         "--device", args.device, "--out", args.out])
     if code == 0:
         print(f"\ndemo done: data {src.description}; lake {lake.root} (run {run_id}); "
               f"reports {lake.root}/_reports/{run_id}/; comparison {args.out}/comparison.md, "
