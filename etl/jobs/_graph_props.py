@@ -41,10 +41,10 @@ def split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _properties(spark: SparkSession, lake: Lake, table: str) -> dict[str, str]:
+def _properties(spark: SparkSession, lake: Lake, table: str, version: Optional[int] = None) -> dict[str, str]:
     if not lake.exists(spark, table):
         raise InputError(f"{table} does not exist at {lake.path(table)}: run the stage that writes it first")
-    return lake.properties(spark, table)
+    return lake.properties(spark, table, version)
 
 
 def prop(spark: SparkSession, lake: Lake, table: str, key: str) -> str:
@@ -55,9 +55,10 @@ def prop(spark: SparkSession, lake: Lake, table: str, key: str) -> str:
     return value
 
 
-def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str]) -> list[str]:
-    """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels."""
-    table_labels = split_list(_properties(spark, lake, INTERACTIONS).get("grec.labels", ""))
+def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], version: Optional[int] = None) -> list[str]:
+    """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels
+    (of bronze.interactions at `version` when given, else the latest)."""
+    table_labels = split_list(_properties(spark, lake, INTERACTIONS, version).get("grec.labels", ""))
     labels = split_list(flag) if flag else table_labels
     if not labels:
         raise InputError(f"{INTERACTIONS} has no grec.labels property: name the task labels with --labels")
@@ -68,11 +69,11 @@ def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str]) -> list
     return labels
 
 
-def resolve_eval_days(spark: SparkSession, lake: Lake, flag: Optional[int]) -> int:
-    """--eval-days, else bronze.interactions' grec.eval_days, else the SPEC default (7)."""
+def resolve_eval_days(spark: SparkSession, lake: Lake, flag: Optional[int], version: Optional[int] = None) -> int:
+    """--eval-days, else bronze.interactions' grec.eval_days (at `version` when given), else the SPEC default (7)."""
     if flag is not None:
         return flag
-    value = _properties(spark, lake, INTERACTIONS).get("grec.eval_days")
+    value = _properties(spark, lake, INTERACTIONS, version).get("grec.eval_days")
     return int(value) if value else DEFAULT_EVAL_DAYS
 
 

@@ -26,7 +26,7 @@ from etl.jobs.ingest import IngestConfig, ingest
 from etl.jobs.macro import macro_stage
 from etl.jobs.neighbors import neighbors_stage
 from etl.jobs.swing import add_swing_param_arguments, swing_params_from_args, swing_stage
-from etl.lake import Lake, StageRecord
+from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.sources import SourceData, add_source_arguments, load_source_from_args
 from etl.stage import log
@@ -76,11 +76,13 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
         if src is None:
             raise InputError("the ingest stage needs a --source")
         step("ingest", lambda: ingest(spark, lake, run_id, src, config.ingest))
-    labels = resolve_labels(spark, lake, None)
-    eval_days = resolve_eval_days(spark, lake, config.eval_days)
-    positive = lake.properties(spark, INTERACTIONS).get("grec.positive_label", labels[0])
+    # this run's own bronze version when it ingested one: a concurrent run may have replaced it since
+    own = RunManifest(lake).own_version(spark, run_id, INTERACTIONS)
+    labels = resolve_labels(spark, lake, None, version=own)
+    eval_days = resolve_eval_days(spark, lake, config.eval_days, version=own)
+    positive = lake.properties(spark, INTERACTIONS, own).get("grec.positive_label", labels[0])
     try:
-        cutoff = eval_cutoff(lake.read(spark, INTERACTIONS), eval_days)
+        cutoff = eval_cutoff(lake.read(spark, INTERACTIONS, version=own), eval_days)
     except ValueError as e:
         raise InputError(f"{INTERACTIONS}: {e}") from None
     step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff,
