@@ -61,15 +61,19 @@ def describe(commit: dict) -> str:
     meta = commit.get("userMetadata") or {}
     who = ", ".join(f"{label} {meta[k]}" for k, label in (("run_id", "run"), ("stage", "stage")) if meta.get(k))
     at = f" at version {commit['version']}" if commit.get("version") is not None else ""
-    return f"{commit.get('operation', 'a commit')}{f' ({who})' if who else ''}{at}"
+    newest = " (the table's newest commit; Delta named none)" if commit.get("newest") else ""
+    return f"{commit.get('operation', 'a commit')}{f' ({who})' if who else ''}{at}{newest}"
 
 
 def with_conflict_retry(write: Callable[[], T], *, table: str, run_id: str, stage: str,
-                        sleep: Callable[[float], None] = time.sleep) -> T:
+                        sleep: Callable[[float], None] = time.sleep,
+                        latest: Optional[Callable[[], dict]] = None) -> T:
     """Run `write`; on a Delta conflict with another run's commit, wait and run it again.
 
     `write` must be safe to repeat: it commits nothing on a conflict and its result does not depend
-    on the table's content (true of every write listed in the module docstring).
+    on the table's content (true of every write listed in the module docstring). `latest` gives the
+    table's newest commit, named in messages when Delta's conflict names none (e.g.
+    DELTA_CONCURRENT_APPEND.WITHOUT_HINT); it never decides a refusal, since it may be any commit.
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -82,13 +86,20 @@ def with_conflict_retry(write: Callable[[], T], *, table: str, run_id: str, stag
                     f"{table}: stage {stage} of run {run_id} conflicts with {describe(commit)} of the same run "
                     f"id ({kind}): a second process is running run {run_id}. A run id runs in one process at "
                     f"a time: let the other finish, or start this one with another --run-id") from None
+            if not commit and latest is not None:
+                try:
+                    named = {**latest(), "newest": True}
+                except Exception:  # naming is best effort: the conflict is what the user must see
+                    named = {}
+            else:
+                named = commit
             if attempt == ATTEMPTS:
                 raise ConcurrentRunError(
                     f"{table}: stage {stage} of run {run_id} kept conflicting with other runs' writes; the last "
-                    f"was {describe(commit)} ({kind}); gave up after {ATTEMPTS} attempts. Nothing of this stage "
+                    f"was {describe(named)} ({kind}); gave up after {ATTEMPTS} attempts. Nothing of this stage "
                     f"was half-written: re-run with --run-id {run_id} when fewer runs write this lake") from None
             wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (attempt - 1)) * (0.5 + random.random())
-            _log(f"{stage}: {table}: {kind} with {describe(commit)}; retrying in {wait:.1f} s "
+            _log(f"{stage}: {table}: {kind} with {describe(named)}; retrying in {wait:.1f} s "
                  f"(attempt {attempt + 1}/{ATTEMPTS})")
             sleep(wait)
     raise AssertionError("unreachable")

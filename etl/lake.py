@@ -54,6 +54,16 @@ def normalize_root(root: str) -> str:
     return "file://" + os.path.abspath(os.path.expanduser(root))
 
 
+def newest_commit(spark: SparkSession, path: str) -> dict:
+    """The table's newest commit as {version, operation, userMetadata (parsed)}, for messages."""
+    last = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "userMetadata").first()
+    try:
+        meta = json.loads(last["userMetadata"] or "{}")
+    except ValueError:
+        meta = {}
+    return {"version": last["version"], "operation": last["operation"], "userMetadata": meta}
+
+
 @dataclass(frozen=True)
 class TableVersion:
     table: str
@@ -142,10 +152,15 @@ class Lake:
                         writer = writer.partitionedBy(*(F.col(c) for c in schema.partition_by))
                     writer.createOrReplace()
 
-        with_conflict_retry(attempt, table=schema.name, run_id=run_id, stage=stage)
+        with_conflict_retry(attempt, table=schema.name, run_id=run_id, stage=stage,
+                            latest=lambda: newest_commit(spark, self.path(schema)))
         mine = (DeltaTable.forPath(spark, self.path(schema)).history(OWN_COMMIT_LOOKBACK)
                 .where(F.get_json_object("userMetadata", "$.write") == token)
                 .select("version", "operationMetrics").first())
+        if mine is None and replace_where and out.isEmpty():
+            # Delta commits nothing for an overwrite that neither adds nor removes a file (no rows of
+            # this run, none before): the run's (zero) rows are those of the current version
+            return TableVersion(schema.name, self.version(spark, schema), 0)
         if mine is None:
             raise LakeError(f"{stage}: wrote {schema.name} but its commit is not among the last "
                             f"{OWN_COMMIT_LOOKBACK} versions of {self.path(schema)}")
@@ -259,7 +274,11 @@ def _process_alive(owner: str) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process its parent has not reaped yet (a zombie) runs nothing
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class RunManifest:
@@ -288,7 +307,8 @@ class RunManifest:
                  .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage")
                  .whenMatchedUpdateAll(condition=replace_if).whenNotMatchedInsertAll().execute())
 
-        with_conflict_retry(attempt, table=RUNS.name, run_id=record.run_id, stage=record.stage)
+        with_conflict_retry(attempt, table=RUNS.name, run_id=record.run_id, stage=record.stage,
+                            latest=lambda: newest_commit(spark, path))
 
     def claim(self, spark: SparkSession, record: StageRecord) -> None:
         """Record `record` as running in this process, or raise ConcurrentRunError when another live
