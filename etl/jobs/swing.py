@@ -20,13 +20,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
 from etl.checks.graph_rules import must_be_empty, rows_rule
+from etl.checks.report import ExpectationOutcome
 from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
 from etl.transforms.graph import eval_cutoff
-from etl.transforms.swing import SwingParams, SwingPreset, swing, swing_partitions
+from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
 from schemas import Expectation
 from schemas.tables import ITEMS, SWING_I2I
 
@@ -61,6 +62,10 @@ def positives(interactions: DataFrame, positive_label: str, cutoff: Optional[dat
     return pos.where(F.col("date") < F.lit(cutoff)) if cutoff else pos
 
 
+def label_rows(positive_label: str) -> str:
+    return f"positives ({positive_label} = 1) of {INTERACTIONS}"
+
+
 def heavy_stage_partitions(spark: SparkSession, pos: DataFrame, given: Optional[int]) -> int:
     """--swing-partitions when given, else sized from the positives' row count (one count)."""
     if given is not None:
@@ -78,6 +83,11 @@ def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParam
         pos = positives(st.read(INTERACTIONS), positive_label, cutoff)
         out = st.check(swing(pos, params, partitions=heavy_stage_partitions(spark, pos, partitions)),
                        swing_rules(params), SWING_I2I)
+        if out.isEmpty():
+            before = f" before the cutoff {cutoff.isoformat()}" if cutoff else ""
+            st.add_outcome(ExpectationOutcome(
+                table=SWING_I2I.name, expectation="Swing scores at least one item pair", success=False, observed=0,
+                error=f"no item pair from the {label_rows(positive_label)}{before}: {explain_empty(pos, params)}"))
         for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
             st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
         st.commit(out, SWING_I2I, {"grec.positive_label": positive_label,
