@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 ATTEMPTS = 8          # tries of one write before giving up
 BACKOFF_S = 0.25      # wait after the first conflict; doubles after each, with jitter
-BACKOFF_MAX_S = 8.0   # longest single wait (8 attempts wait about 20 s in all)
+BACKOFF_MAX_S = 8.0   # longest single wait (8 attempts wait about 24 s in all, on average)
 
 
 class ConcurrentRunError(RuntimeError):
