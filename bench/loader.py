@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from bench.synthetic_lake import write_synthetic_lake  # noqa: E402
 from training.config import LoaderBackend  # noqa: E402
 from training.data.batching import on_device  # noqa: E402
-from training.data.examples import example_columns, resolve_tasks  # noqa: E402
+from training.data.examples import example_columns, has_neighbor_arrays, resolve_tasks  # noqa: E402
 from training.data.loader import make_batches, split_files  # noqa: E402
 from training.data.snapshot import resolve_snapshot  # noqa: E402
 
@@ -55,6 +55,9 @@ def main() -> None:
                    help="comma-separated backends to measure")
     p.add_argument("--repeats", type=int, default=3, help="passes per backend (the best is reported)")
     p.add_argument("--device", default="cpu", help="copy batches to this device too (cpu: no copy)")
+    p.add_argument("--neighbor-arrays", action=argparse.BooleanOptionalAction, default=True,
+                   help="synthetic rows carry both nodes' lists and features (the streaming path's layout); "
+                        "lakes given with --lake are read with the columns they have")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.lake
@@ -62,11 +65,12 @@ def main() -> None:
             root = tmp
             t0 = time.perf_counter()
             write_synthetic_lake(root, rows=args.rows, users=max(100, args.rows // 10), items=max(50, args.rows // 40),
-                                 k=args.k, row_group=args.row_group)
+                                 k=args.k, row_group=args.row_group, neighbor_arrays=args.neighbor_arrays)
             print(f"synthetic lake: {args.rows:,} rows, k={args.k}, written in {time.perf_counter() - t0:.1f} s")
         snap = resolve_snapshot(root, "gold.examples", version=args.version)
         files = split_files(snap, "train")
-        columns = example_columns(resolve_tasks(snap))
+        tasks = resolve_tasks(snap)
+        columns = example_columns(tasks, neighbor_arrays=has_neighbor_arrays(snap, tasks))
         rows = sum(f.rows for f in files)
         print(f"snapshot gold.examples v{snap.version}: {rows:,} training rows in {len(files)} files; "
               f"batch {args.batch_size}, shuffle buffer {args.shuffle_buffer}, workers {args.workers}, "

@@ -29,7 +29,8 @@ from training.data.examples import ExampleBatch, example_columns
 from training.data.loader import make_batches, resolve_training_snapshots
 from training.data.resident import load_resident_graph
 from training.data.snapshot import SnapshotError, resolve_snapshot
-from training.train import load_trained_model
+from training.train import fit, load_trained_model
+from tests.training_ddp_worker import checksum, fixed_weights_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = tables.examples(list(TASKS))
@@ -179,12 +180,22 @@ def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tm
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            str(REPO / "tests" / "training_ddp_worker.py"), info.root, str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     train_keys = Counter({(u, i, d): 0 for (u, i, d, s, _, _) in first if s == "train"})
     for (u, i, d, s, _, _), n in first.items():
         if s == "train":
             train_keys[(u, i, d)] += n
+    # Two ranks of 32 rows a step train on exactly the batches of one process with 64 (interleaved
+    # shares of one permutation), so with fixed loss weights they end at the same parameters.
+    # Float summation order differs (two half-batch means averaged), hence the tolerance; a single
+    # process on other batches (32 rows a step) lands far outside it.
+    single = fit(fixed_weights_config(info.root, str(tmp_path / "single"), batch_size=64))
+    fixed = json.loads((out / "fixed.json").read_text())
+    assert fixed["checksum"] == pytest.approx(checksum(single.model), rel=2e-5)
+    assert fixed["auc"] == pytest.approx(single.metrics["auc"].tolist(), abs=1e-4)
+    other = fit(fixed_weights_config(info.root, str(tmp_path / "other"), batch_size=32))
+    assert abs(checksum(other.model) / checksum(single.model) - 1) > 100 * 2e-5
     shards = json.loads((out / "shards.json").read_text())
     for backend, per_rank in shards.items():
         assert all(per_rank), backend  # both ranks got rows

@@ -214,9 +214,11 @@ def example_batch(b: int = 6, k: int = 3, seed: int = 0) -> ExampleBatch:
     users, items = torch.randint(0, 3, (b,), generator=g), torch.randint(3, 7, (b,), generator=g)
     nbr = lambda: Neighbours(torch.randint(0, N, (b, k), generator=g), torch.randint(0, k + 1, (b,), generator=g),
                              torch.full((b,), 2.0))
-    return ExampleBatch(users, items, torch.arange(b) + 19000, torch.randint(0, 2, (b,), generator=g),
-                        torch.randn(b, USER_W, generator=g), torch.randn(b, ITEM_W, generator=g),
-                        torch.randint(0, 2, (b, 2), generator=g).float(), nbr(), nbr())
+    domain = torch.randint(0, 2, (b,), generator=g)
+    user_features, item_features = torch.randn(b, USER_W, generator=g), torch.randn(b, ITEM_W, generator=g)
+    return ExampleBatch(users, items, torch.arange(b) + 19000, domain,
+                        torch.randint(0, 2, (b, 2), generator=g).float(), nbr(), nbr(),
+                        user_features=user_features, item_features=item_features)
 
 
 @pytest.mark.parametrize("encoder,fusion,gfae", [

@@ -4,6 +4,8 @@
    rows; rank 0 writes every rank's (user, item, day) keys to OUT/shards.json.
 2. The ranks train together (DDP, GradNorm) through training.train.fit; each rank writes a checksum
    of its final parameters and loss weights to OUT/rank<r>.json; rank 0 writes the metrics.
+3. They train again with fixed loss weights and 32 rows per rank; rank 0 writes the parameter
+   checksum and AUCs to OUT/fixed.json, for comparison with one process at 64 rows a step.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from training.config import DeviceKind, LoaderBackend, Residency, TrainConfig
+from training.config import DeviceKind, LoaderBackend, LossWeighting, Residency, TrainConfig
 from training.data.examples import example_columns
 from training.data.loader import make_batches, resolve_training_snapshots, split_files
 from training.data.resident import decoded_chunks, load_resident_examples
@@ -61,10 +63,26 @@ def main(lake: str, out: str) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "shards.json").write_text(json.dumps(keys))
     result = fit(cfg)
-    checksum = sum(float(p.detach().double().sum()) for p in result.model.parameters())
     (Path(out) / f"rank{ctx.rank}.json").write_text(json.dumps({
-        "checksum": checksum, "weights": result.log[["w_ssl", "w_ltr"]].iloc[-1].tolist(),
+        "checksum": checksum(result.model), "weights": result.log[["w_ssl", "w_ltr"]].iloc[-1].tolist(),
         "steps": len(result.log)}))
+    fixed = fixed_weights_config(lake, str(Path(out) / "fixed"), batch_size=32)
+    result = fit(fixed)
+    if ctx.rank == 0:
+        (Path(out) / "fixed.json").write_text(json.dumps({
+            "checksum": checksum(result.model), "auc": result.metrics["auc"].tolist()}))
+
+
+def fixed_weights_config(lake: str, out: str, batch_size: int) -> TrainConfig:
+    """Fixed loss weights: GradNorm's norms are per rank by design, everything else is batch-linear."""
+    cfg = tiny_config(lake, out)
+    cfg.data.batch_size = batch_size
+    cfg.optim.loss_weighting = LossWeighting.FIXED
+    return cfg
+
+
+def checksum(model: torch.nn.Module) -> float:
+    return sum(float(p.detach().double().sum()) for p in model.parameters())
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ class DistContext:
     world: int
     local_rank: int
     device: torch.device
+    joined: bool = False  # in a process group (launched by torchrun), even of one rank
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.joined or self.world > 1
 
     @property
     def is_main(self) -> bool:
@@ -30,12 +31,13 @@ class DistContext:
 
 
 def init_distributed(device: torch.device) -> DistContext:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); single process otherwise.
+    """Join the process group torchrun describes; a plain single process otherwise.
 
-    NCCL on CUDA (each rank on cuda:LOCAL_RANK), gloo on CPU.
+    NCCL on CUDA (each rank on cuda:LOCAL_RANK), gloo on CPU. Under torchrun the DDP path runs even
+    with one rank, so `torchrun --nproc-per-node 1` exercises it on a single GPU.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return DistContext(0, 1, 0, device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -43,7 +45,7 @@ def init_distributed(device: torch.device) -> DistContext:
         device = torch.device("cuda", local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, joined=True)
 
 
 def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:

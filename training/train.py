@@ -1,7 +1,9 @@
 """The training loop: pinned snapshot in, metrics table + plot + checkpoint out.
 
-`fit(cfg)` runs single-process or under `torchrun` (DDP: one shard of every epoch per rank, NCCL
-on CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
+`fit(cfg)` pins the tables, loads gold.neighbors onto the device and the splits' rows once
+(training.data.split_data; docs/trainer.md), and runs each step through training.step (captured
+in a CUDA graph on one GPU). Single-process or under `torchrun` (DDP: one share of every epoch's
+permutation per rank, NCCL on CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
 printed and stored in run.json and the checkpoint. Expert models' gate utilisation goes to
 gates.parquet and the console (training.gates).
 """
@@ -22,15 +24,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training.config import DeviceKind, LoaderBackend, LossWeighting, Residency, TrainConfig
-from training.data.batching import on_device
-from training.data.examples import ExampleBatch, example_columns
-from training.data.loader import TrainingSnapshots, make_batches, resolve_training_snapshots, split_files
+from training.config import DeviceKind, LossWeighting, TrainConfig
+from training.data.loader import TrainingSnapshots, resolve_training_snapshots, split_files
 from training.data.nodes import NodeTable, load_node_table
-from training.data.resident import (ResidentExamples, ResidentGraph, choose_residency, decoded_chunks,
-                                    load_resident_examples, load_resident_graph, neighbors_k, planned_bytes)
-from training.distributed import (DistContext, average_, gather_cat, in_step, init_distributed, shutdown,
-                                  wrap_ddp)
+from training.data.resident import load_resident_graph, neighbors_k
+from training.data.split_data import SplitData
+from training.distributed import DistContext, average_, gather_cat, init_distributed, shutdown, wrap_ddp
 from training.gates import GateStats, summarise
 from training.gradnorm import GradNorm
 from training.metrics import evaluate
@@ -241,57 +240,6 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     return result
 
 
-class SplitData:
-    """One split's batches on the device: resident (decoded once, gathered per batch) or streamed
-    from Parquet every epoch, with the graph lists gathered from the resident graph when loaded."""
-
-    def __init__(self, cfg: TrainConfig, tasks: Sequence[str], files, columns: list[str],
-                 graph: Optional[ResidentGraph], device: torch.device, residency: Residency,
-                 resident: Optional[ResidentExamples]):
-        self.cfg, self.tasks, self.files, self.columns = cfg, tuple(tasks), files, columns
-        self.graph, self.device, self.residency, self.resident = graph, device, residency, resident
-
-    @classmethod
-    def load(cls, cfg: TrainConfig, snaps: TrainingSnapshots, files, graph: Optional[ResidentGraph],
-             device: torch.device, name: str) -> "SplitData":
-        columns = example_columns(snaps.tasks, neighbor_arrays=graph is None)
-        residency = choose_residency(cfg.data.residency, planned_bytes(files, columns), device)
-        resident = None
-        if residency is not Residency.STREAM:
-            rows = sum(f.rows for f in files)
-            if cfg.data.loader is LoaderBackend.PETASTORM:
-                chunks = make_batches(LoaderBackend.PETASTORM, files, columns, batch_size=1 << 20, shuffle=False,
-                                      seed=0, workers=cfg.data.workers)
-            else:
-                chunks = decoded_chunks(files, columns, cfg.data.workers)
-            resident = load_resident_examples(chunks, rows, columns, device, residency,
-                                              f"{snaps.examples.table} v{snaps.examples.version} {name}")
-        return cls(cfg, snaps.tasks, files, columns, graph, device, residency, resident)
-
-    def assemble(self, cols: dict[str, torch.Tensor]) -> ExampleBatch:
-        return ExampleBatch.from_columns(cols, self.tasks, self.cfg.data.mask_target_edge, self.graph)
-
-    def rows_per_rank(self, world: int) -> int:
-        return sum(f.rows for f in self.files) // world
-
-    def describe(self) -> dict[str, object]:
-        return {"residency": self.residency.value, "columns": self.columns, "graph": self.graph is not None,
-                "rows": sum(f.rows for f in self.files),
-                "bytes": self.resident.nbytes() if self.resident is not None else None}
-
-    def epoch(self, seed: int, ctx: DistContext, *, train: bool) -> Iterator[dict[str, torch.Tensor]]:
-        d = self.cfg.data
-        size = d.batch_size if train else d.eval_batch_size
-        shuffle = train and d.shuffle
-        if self.resident is not None:
-            return self.resident.epoch(size, shuffle=shuffle, seed=seed, rank=ctx.rank, world=ctx.world,
-                                       drop_last=train)
-        batches = make_batches(d.loader, self.files, self.columns, batch_size=size, shuffle=shuffle, seed=seed,
-                               rank=ctx.rank, world=ctx.world, shuffle_buffer=d.shuffle_buffer if train else 0,
-                               workers=d.workers, drop_last=train, pin_memory=self.device.type == "cuda")
-        return on_device(in_step(ctx, batches) if train else batches, self.device)
-
-
 @dataclass
 class EpochStats:
     log: torch.Tensor        # (steps, 6): step, loss, L_SSL, L_LTR, w_SSL, w_LTR (CPU)
@@ -310,12 +258,13 @@ class StreamClock:
         self.marks: list = []
 
     def mark(self) -> None:
+        """Mark now; `seconds` spans the first and the latest mark."""
         if self.cuda:
-            e = torch.cuda.Event(enable_timing=True)
-            e.record()
-            self.marks.append(e)
+            now = torch.cuda.Event(enable_timing=True)
+            now.record()
         else:
-            self.marks.append(time.perf_counter())
+            now = time.perf_counter()
+        self.marks = [self.marks[0], now] if self.marks else [now]
 
     def seconds(self) -> float:
         if len(self.marks) < 2:
@@ -334,6 +283,9 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
     rows: list[torch.Tensor] = []
     examples, loader_s, steady = 0, 0.0, 0
     clock = StreamClock(ctx.device)
+    steady_from = step.warmup + 1  # the eager warm-up steps and the capture step are not steady
+    if step.steps >= steady_from:
+        clock.mark()
     while cfg.run.max_steps is None or len(rows) < cfg.run.max_steps:
         t0 = time.perf_counter()
         cols = next(stream, None)
@@ -343,9 +295,9 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
         rows.append(step(cols))
         size = len(cols["user_node"])
         examples += size
-        if step.steps > step.warmup + 1:
+        if step.steps > steady_from:
             steady += size
-        if step.steps >= step.warmup + 1:
+        if step.steps >= steady_from:
             clock.mark()
         bar.update(size)
         if ctx.is_main and not bar.disable and len(rows) % cfg.run.log_every == 0:

@@ -11,8 +11,8 @@ per impression). Here:
 - `ResidentExamples` holds a split's slim columns (ids, day, domain, labels) decoded once, by
   parallel row-group decoding, into device tensors, or into page-locked host memory when they do
   not fit (`Residency.HOST`: each epoch is then streamed to the device in large chunks, two in
-  flight). An epoch is one permutation drawn on the device; a batch is an index gather. No host
-  work and no host sync per step.
+  flight). An epoch is one permutation drawn on the device, interleaved over DDP ranks; a batch
+  is an index gather. No host work and no host sync per step.
 
 Which pinned tables the lists come from is the caller's choice (training.data.loader pins the
 gold.neighbors version the examples were built from), so a graph built from another window only
@@ -155,33 +155,41 @@ class ResidentExamples:
 
     def epoch(self, batch_size: int, *, shuffle: bool, seed: int, rank: int = 0, world: int = 1,
               drop_last: bool = True) -> Iterator[dict[str, torch.Tensor]]:
-        """This rank's batches of one epoch: its contiguous share [rows*rank/world, rows*(rank+1)/world)
-        of one permutation (the same on every rank for one seed), or of the stored order."""
-        lo, hi = self.rows * rank // world, self.rows * (rank + 1) // world
+        """This rank's batches of one epoch: every world-th position of one permutation (the same on
+        every rank for one seed), starting at `rank`, or of the stored order.
+
+        Interleaving makes W ranks with batch B see, step by step, exactly the rows that one
+        process with batch W·B sees, so DDP and a single process train on the same batches.
+        """
+        gen_device = self.device if self.on_device else torch.device("cpu")
         order: Optional[torch.Tensor] = None
         if shuffle:
-            gen_device = self.device if self.on_device else torch.device("cpu")
             gen = torch.Generator(device=gen_device).manual_seed(seed)
-            order = torch.randperm(self.rows, generator=gen, device=gen_device)[lo:hi]
+            order = torch.randperm(self.rows, generator=gen, device=gen_device)
+        elif world > 1:
+            order = torch.arange(self.rows, device=gen_device)
+        if order is not None:
+            order = order[rank::world]
+        share = len(range(rank, self.rows, world))
         # Training drops the short last batch and serves the same number of batches on every rank;
         # evaluation serves every row of the rank's share.
-        stop = self.steps(batch_size, world, drop_last) * batch_size if drop_last else hi - lo
+        stop = self.steps(batch_size, world, drop_last) * batch_size if drop_last else share
         if self.on_device:
-            yield from self._device_batches(order, lo, stop, batch_size)
+            yield from self._device_batches(order, stop, batch_size)
         else:
-            yield from self._host_batches(order, lo, stop, batch_size)
+            yield from self._host_batches(order, stop, batch_size)
 
-    def _device_batches(self, order: Optional[torch.Tensor], lo: int, stop: int,
+    def _device_batches(self, order: Optional[torch.Tensor], stop: int,
                         batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         for i in range(0, stop, batch_size):
             n = min(batch_size, stop - i)
             if order is None:
-                yield {k: v[lo + i:lo + i + n] for k, v in self.columns.items()}
+                yield {k: v[i:i + n] for k, v in self.columns.items()}
             else:
                 idx = order[i:i + n]
                 yield {k: v.index_select(0, idx) for k, v in self.columns.items()}
 
-    def _host_batches(self, order: Optional[torch.Tensor], lo: int, stop: int,
+    def _host_batches(self, order: Optional[torch.Tensor], stop: int,
                       batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """Chunks of whole batches gathered on the host into pinned buffers, copied ahead on a side
         stream (two chunks in flight), then cut into batches on the device."""
@@ -195,7 +203,7 @@ class ResidentExamples:
             for k, v in self.columns.items():
                 out = torch.empty((n, *v.shape[1:]), dtype=v.dtype, pin_memory=cuda)
                 if order is None:
-                    out.copy_(v[lo + start:lo + start + n])
+                    out.copy_(v[start:start + n])
                 else:
                     torch.index_select(v, 0, order[start:start + n], out=out)
                 host[k] = out

@@ -14,8 +14,9 @@ class SampledLightGCN(nn.Module):
         e_v^(1) = deg(v)/|S(v)| * sum_{x in S(v)} 1/sqrt(deg(v) deg(x)) * e_x^(0),   e^(0) = X
         Z_v     = (e_v^(0) + e_v^(1)) / 2                                      (mean over layers 0..K)
 
-    No weights, no nonlinearity. deg are full-graph degrees: deg(v) comes with the example, deg(x)
-    from `node_degree` (gold.nodes.degree, a buffer); the deg(v)/|S(v)| factor turns the sample sum
+    No weights, no nonlinearity. deg are full-graph degrees: deg(v) comes with v's list (the
+    resident gold.neighbors table, or a self-contained row's own column), deg(x) from `node_degree`
+    (gold.nodes.degree, a buffer); the deg(v)/|S(v)| factor turns the sample sum
     into an estimate of the full-neighbourhood sum. S(v) is the sampled list less the example's own
     target edge (`Neighbours.exclude`). A node without neighbours gets e^(1) = 0.
     """
