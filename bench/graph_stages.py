@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from etl.jobs._graph_props import INTERACTIONS, graph_cutoff, resolve_eval_days, resolve_labels  # noqa: E402
+from etl.jobs._graph_props import INTERACTIONS, graph_cutoff, resolve_labels  # noqa: E402
 from etl.jobs.examples import examples_stage  # noqa: E402
 from etl.jobs.graph import graph_stage  # noqa: E402
 from etl.jobs.ingest import ingest  # noqa: E402
@@ -35,10 +35,11 @@ from etl.lake import Lake  # noqa: E402
 from etl.session import get_spark  # noqa: E402
 from etl.sources import load_source  # noqa: E402
 from etl.transforms.examples import ExampleParams, build_examples, domain_vocabulary  # noqa: E402
-from etl.transforms.graph import GraphParams, build_graph, edge_type_codes, eval_cutoff  # noqa: E402
+from etl.transforms.graph import GraphParams, build_graph, edge_type_codes  # noqa: E402
 from etl.transforms.graph_algos import connected_components  # noqa: E402
 from etl.transforms.macro import MacroParams, build_macro  # noqa: E402
 from etl.transforms.neighbors import NeighborParams, sample_neighbors  # noqa: E402
+from etl.transforms.split import SplitPolicy, split_cutoffs  # noqa: E402
 from etl.transforms.swing import swing  # noqa: E402
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NEIGHBORS, NODES, SWING_I2I, USERS  # noqa: E402
 
@@ -59,7 +60,7 @@ def fill_lake(spark: SparkSession, lake: Lake, source: str) -> None:
     ingest(spark, lake, "bench", src)
     labels = resolve_labels(spark, lake, None)
     interactions = lake.read(spark, INTERACTIONS)
-    cutoff = eval_cutoff(interactions, resolve_eval_days(spark, lake, None))
+    cutoff = split_cutoffs(interactions, SplitPolicy()).val_start
     positive = lake.properties(spark, INTERACTIONS).get("grec.positive_label", labels[0])
     pos = interactions.where((F.col("date") < F.lit(cutoff)) & (F.col(positive) == 1))
     lake.write(swing(pos), SWING_I2I, run_id="bench", stage="swing")
@@ -69,7 +70,8 @@ def transforms_only(spark: SparkSession, lake: Lake, k: int) -> None:
     """The pure transforms, each forced with a noop write (no checks, no Delta writes)."""
     labels = resolve_labels(spark, lake, None)
     interactions = lake.read(spark, INTERACTIONS).cache()
-    cutoff = eval_cutoff(interactions, resolve_eval_days(spark, lake, None))
+    cutoffs = split_cutoffs(interactions, SplitPolicy())
+    cutoff = cutoffs.val_start
     g = timed("build_graph (nodes + edges, noop)", lambda: build_graph(
         interactions, lake.read(spark, USERS), lake.read(spark, ITEMS), lake.read(spark, SWING_I2I),
         GraphParams(labels, cutoff)))
@@ -80,7 +82,7 @@ def transforms_only(spark: SparkSession, lake: Lake, k: int) -> None:
     timed(f"sample_neighbors (k={k})", lambda: noop(nb))
     domains = domain_vocabulary(interactions, lake.read(spark, ITEMS))
     timed("build_examples", lambda: noop(build_examples(interactions, nodes, nb,
-                                                         ExampleParams(labels, cutoff, domains, k=k))))
+                                                         ExampleParams(labels, cutoffs, domains, k=k))))
     timed("build_macro (KMeans k=20)", lambda: noop(build_macro(interactions, nodes,
                                                                 MacroParams(labels, cutoff, domains)).table))
 
@@ -117,7 +119,7 @@ def main() -> None:
     transforms_only(spark, lake, args.k)
     print("stages (transform + checks + Delta commit):")
     labels = resolve_labels(spark, lake, None)
-    timed("graph", lambda: graph_stage(spark, lake, "bench", labels, resolve_eval_days(spark, lake, None)))
+    timed("graph", lambda: graph_stage(spark, lake, "bench", labels))
     timed("neighbors", lambda: neighbors_stage(spark, lake, "bench", NeighborParams(k=args.k)))
     timed("examples", lambda: examples_stage(spark, lake, "bench", labels, None))
     timed("macro", lambda: macro_stage(spark, lake, "bench", labels, MacroParams.n_clusters, MacroParams.seed))

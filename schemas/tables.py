@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from schemas.columns import Col, Kind
+from schemas.split import EVAL, SPLITS, TRAIN, VAL
 from schemas.table import Expectation, TableSchema
 
 # Timestamps before this are treated as implausible (a unit mistake or a zero default).
@@ -192,7 +193,7 @@ def examples(labels: Sequence[str], neighbor_arrays: bool = False) -> TableSchem
             Col("user_node", Kind.LONG, "user node_id", min_value=0),
             Col("item_node", Kind.LONG, "item node_id", min_value=0),
             Col("day", Kind.INT, "event date as days since 1970-01-01 (UTC)"),
-            Col("split", Kind.STRING, "train or eval (eval = the last eval_days days)", values=["train", "eval"]),
+            Col("split", Kind.STRING, f"{TRAIN}, {VAL} or {EVAL} by day (see schemas.split)", values=list(SPLITS)),
             Col("domain_id", Kind.INT, "item domain code (see the table property grec.domains)", min_value=0),
             *features,
             *(label_col(n) for n in labels),

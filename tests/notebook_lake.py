@@ -28,10 +28,11 @@ from etl.lake import Lake, TableVersion
 from etl.sources import load_source
 from etl.sources.base import shared_dir
 from etl.stage import Stage, StageFailed
-from etl.transforms.graph import GraphParams, build_graph, edge_type_codes, eval_cutoff
+from etl.transforms.graph import GraphParams, build_graph, edge_type_codes
 from etl.transforms.graph_algos import graph_stats
 from etl.transforms.ingest import IngestRules, complete_items, complete_users, flag_rows, good_rows, quarantine_rows
 from etl.transforms.neighbors import NeighborParams
+from etl.transforms.split import SplitPolicy, split_cutoffs
 from etl.transforms.swing import SwingParams, SwingPreset
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NODES, QUARANTINE, USERS
 
@@ -75,15 +76,15 @@ def _ingest(spark: SparkSession, lake: Lake, run_id: str, flagged: DataFrame, go
         st.commit(quarantine_rows(flagged, run_id), QUARANTINE, replace_where=f"run_id = '{run_id}'")
 
 
-def _graph(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], eval_days: int) -> None:
-    with Stage(spark, lake, run_id, "graph", {"labels": labels, "eval_days": eval_days}) as st:
+def _graph(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], policy: SplitPolicy) -> None:
+    with Stage(spark, lake, run_id, "graph", {"labels": labels, "split": policy.describe()}) as st:
         interactions = st.read("bronze.interactions")
-        cutoff = eval_cutoff(interactions, eval_days)
+        cutoffs = split_cutoffs(interactions, policy)
         g = build_graph(interactions, st.read(USERS), st.read(ITEMS), st.read("silver.swing_i2i"),
-                        GraphParams(labels=labels, cutoff=cutoff))
+                        GraphParams(labels=labels, cutoff=cutoffs.val_start))
         nodes, edges = st.persist(g.nodes), st.persist(g.edges)
-        props = {"grec.labels": ",".join(labels), "grec.cutoff": cutoff.isoformat(),
-                 "grec.eval_days": str(eval_days), "grec.edge_types": ",".join(edge_type_codes(labels))}
+        props = {"grec.labels": ",".join(labels), **cutoffs.to_properties(), "grec.split": policy.describe(),
+                 "grec.edge_types": ",".join(edge_type_codes(labels))}
         st.commit(nodes, NODES, props)
         st.commit(edges, EDGES, props)
         st.commit(graph_stats(nodes, edges), GRAPH_STATS, props)
@@ -97,14 +98,14 @@ def write_notebook_lake(spark: SparkSession, root: Path, shared: Path) -> Notebo
     flagged = flag_rows(src.interactions, rules).cache()
     good = good_rows(flagged, rules)
     properties = {"grec.labels": ",".join(src.labels), "grec.positive_label": src.positive_label,
-                  "grec.numeric": ",".join(src.numeric), "grec.eval_days": str(src.eval_days),
-                  "grec.source": src.name}
+                  "grec.numeric": ",".join(src.numeric), "grec.source": src.name}
 
     _ingest(spark, lake, "r1", flagged, good, src.users, src.items, rules, properties)
-    cutoff = eval_cutoff(lake.read(spark, "bronze.interactions"), src.eval_days)
+    policy = SplitPolicy()
+    cutoff = split_cutoffs(lake.read(spark, "bronze.interactions"), policy).val_start  # Swing sees training rows only
     swing_v0 = swing_stage(spark, lake, "r1", SwingParams(), positive_label=src.positive_label,
                            cutoff=cutoff).outputs[0]
-    _graph(spark, lake, "r1", list(src.labels), src.eval_days)
+    _graph(spark, lake, "r1", list(src.labels), policy)
     neighbors_stage(spark, lake, "r1", NeighborParams(k=K))
 
     swing_v1 = swing_stage(spark, lake, "r2", SwingParams.preset(R2_PRESET), positive_label=src.positive_label,

@@ -7,10 +7,11 @@ import pytest
 
 from etl.jobs.examples import parquet_layout
 from etl.transforms.examples import ExampleParams, ParquetLayout, build_examples, domain_vocabulary
+from etl.transforms.split import SplitCutoffs
 from schemas.tables import ITEMS, NEIGHBORS, NODES, PAD_NODE, PAD_TYPE, examples, interactions
 
 LABELS = ["like", "love"]
-CUTOFF = date(2024, 1, 3)
+CUTOFFS = SplitCutoffs(val_start=date(2024, 1, 3), eval_start=date(2024, 1, 4))
 K = 3
 
 
@@ -42,7 +43,7 @@ def _build(spark, neighbor_arrays: bool):
     items = spark.createDataFrame([("i9", "C", [0.0, 0.0])], ITEMS.spark_schema())
     domains = domain_vocabulary(log, items)
     ex = build_examples(log, nodes, neighbors,
-                        ExampleParams(LABELS, CUTOFF, domains, k=K, neighbor_arrays=neighbor_arrays))
+                        ExampleParams(LABELS, CUTOFFS, domains, k=K, neighbor_arrays=neighbor_arrays))
     return domains, {(r["user_node"], r["item_node"]): r for r in ex.collect()}, ex.schema
 
 
@@ -68,7 +69,7 @@ def test_one_example_per_impression_with_ids_split_day_domain(layout, request):
     _, ex, _ = request.getfixturevalue(layout)
     assert set(ex) == {(0, 3), (1, 3), (0, 4), (2, 4)}
     expected = {(0, 3): ("train", 19723, 1, 1, 0), (1, 3): ("train", 19724, 1, 0, 0),
-                (0, 4): ("eval", 19725, 0, 1, 1), (2, 4): ("eval", 19726, 0, 0, 0)}
+                (0, 4): ("val", 19725, 0, 1, 1), (2, 4): ("eval", 19726, 0, 0, 0)}
     for key, (split, day, dom, like, love) in expected.items():
         r = ex[key]
         assert (r["split"], r["day"], r["domain_id"], r["like"], r["love"]) == (split, day, dom, like, love), key
@@ -91,10 +92,10 @@ def test_slim_rows_do_not_read_the_neighbour_lists(spark):
     nodes = spark.createDataFrame(NODE_ROWS, NODES.spark_schema())
     broken = spark.createDataFrame(NEIGHBOR_ROWS, NEIGHBORS.spark_schema()).withColumn(
         "degree", F.raise_error(F.lit("gold.neighbors was read")).cast("long"))
-    ex = build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFF, ["B"], k=K)).collect()
+    ex = build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFFS, ["B"], k=K)).collect()
     assert [(r["user_node"], r["item_node"]) for r in ex] == [(0, 3)]
     with pytest.raises(Exception, match="gold.neighbors was read"):
-        build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFF, ["B"], k=K, neighbor_arrays=True)).collect()
+        build_examples(log, nodes, broken, ExampleParams(LABELS, CUTOFFS, ["B"], k=K, neighbor_arrays=True)).collect()
 
 
 def test_features_copied_with_neighbour_arrays(built):
@@ -148,11 +149,11 @@ def test_neighbor_arrays_layout_column_order():
 
 def test_params_validated():
     with pytest.raises(ValueError, match="sorted"):
-        ExampleParams(LABELS, CUTOFF, ["b", "a"])
+        ExampleParams(LABELS, CUTOFFS, ["b", "a"])
     with pytest.raises(ValueError, match="sorted"):
-        ExampleParams(LABELS, CUTOFF, [])
+        ExampleParams(LABELS, CUTOFFS, [])
     with pytest.raises(ValueError, match="k must be"):
-        ExampleParams(LABELS, CUTOFF, ["a"], k=0)
+        ExampleParams(LABELS, CUTOFFS, ["a"], k=0)
 
 
 def test_parquet_layout_bounds_row_groups_and_files_then_restores(spark, tmp_path):

@@ -8,8 +8,7 @@ from datetime import date, datetime
 
 import pytest
 
-from etl.transforms.graph import (GraphParams, build_graph, dense_index, edge_type_codes, eval_cutoff,
-                                  index_nodes)
+from etl.transforms.graph import GraphParams, build_graph, dense_index, edge_type_codes, index_nodes
 from etl.transforms.graph_algos import connected_components, graph_stats
 from schemas.tables import EDGES, ITEMS, NODES, SWING_I2I, USERS, interactions
 
@@ -33,8 +32,8 @@ def hand(spark):
         ("u2", "i3", D1, "C", 1, 1),
         ("u2", "i3", D2, "C", 0, 0),
         ("u1", "i3", D2, "D", 0, 0),
-        ("u1", "i2", D3, "B", 1, 1),   # evaluation day: must build no edge
-        ("u4", "i2", D3, "B", 1, 0),   # a user seen only on the evaluation day
+        ("u1", "i2", D3, "B", 1, 1),   # held-out day (val or eval): must build no edge
+        ("u4", "i2", D3, "B", 1, 0),   # a user seen only on the held-out day
     ])
     users = spark.createDataFrame([("u1", [1.0, 2.0]), ("u2", [3.0, 4.0]), ("u3", [5.0, 6.0])],
                                   USERS.spark_schema())
@@ -42,18 +41,9 @@ def hand(spark):
                                   ITEMS.spark_schema())
     swing = spark.createDataFrame([("i1", "i3", 2.0, 2, 1), ("i1", "i2", 1.0, 2, 2), ("i3", "i1", 2.0, 2, 1)],
                                   SWING_I2I.spark_schema())
-    cutoff = eval_cutoff(log, eval_days=1)
+    cutoff = D3  # the first non-training day (etl.transforms.split gives it in the jobs)
     g = build_graph(log, users, items, swing, GraphParams(labels=LABELS, cutoff=cutoff))
     return cutoff, g.nodes.cache(), g.edges.cache()
-
-
-def test_cutoff_is_first_of_last_eval_days(spark, hand):
-    cutoff, _, _ = hand
-    assert cutoff == D3
-    log = _log(spark, [("u", "i", D1, "A", 1, 0), ("u", "i", date(2024, 1, 10), "A", 1, 0)])
-    assert eval_cutoff(log, eval_days=7) == date(2024, 1, 4)
-    with pytest.raises(ValueError, match="no training day"):
-        eval_cutoff(log, eval_days=10)
 
 
 def test_nodes_dense_typed_with_features_and_domains(hand):

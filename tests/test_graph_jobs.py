@@ -13,6 +13,7 @@ from etl.jobs import macro as macro_job
 from etl.jobs import neighbors as neighbors_job
 from etl.jobs._main import EXIT_INPUT, EXIT_OK, job_main
 from etl.lake import RunManifest
+from etl.stage import read_report
 from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, PAD_NODE, PAD_TYPE, SWING_I2I, USERS, examples, interactions
 
 LABELS = ["like", "love"]
@@ -27,32 +28,46 @@ def _bronze(spark, lake):
         rows.append((f"u{u}", f"i{i}", datetime(d.year, d.month, d.day, 9), d, dom, int((u * i) % 2 == 0), int(u == i)))
     schema = interactions(LABELS)
     lake.write(spark.createDataFrame(rows, schema.spark_schema()), schema, run_id="seed", stage="ingest",
-               properties={"grec.labels": "like,love", "grec.eval_days": "1"})
+               properties={"grec.labels": "like,love"})
     lake.write(spark.createDataFrame([(f"u{u}", [float(u)]) for u in range(7)], USERS.spark_schema()),
                USERS, run_id="seed", stage="ingest")
     lake.write(spark.createDataFrame([(f"i{i}", "A" if i < 3 else "B", [1.0, float(i)]) for i in range(5)],
                                      ITEMS.spark_schema()), ITEMS, run_id="seed", stage="ingest")
     swing = [("i1", "i2", 0.5, 2, 1), ("i2", "i1", 0.5, 2, 1), ("i2", "i4", 0.25, 2, 2)]
     lake.write(spark.createDataFrame(swing, SWING_I2I.spark_schema()), SWING_I2I, run_id="seed", stage="swing")
-    return len(rows)
+    return rows
 
 
 @pytest.mark.slow
-def test_graph_side_stages_end_to_end(spark, lake):
-    n_rows = _bronze(spark, lake)
+def test_graph_side_stages_end_to_end(spark, lake, capsys):
+    rows = _bronze(spark, lake)
+    n_rows = len(rows)
     common = ["--lake", lake.root, "--run-id", "r1"]
     assert job_main(graph_job.add_arguments, graph_job.run, common) == EXIT_OK
+    # 20 rows, 5 a day on Jan 1..4. Default split: eval 10% = 2 rows -> Jan 4 alone; val 2 rows -> Jan 3.
+    notes = read_report(spark, lake, "r1", "graph").notes
+    assert (notes["cutoff"], notes["eval_cutoff"]) == ("2024-01-03", "2024-01-04")
+    by_split = {"train": [r for r in rows if r[3].day < 3], "val": [r for r in rows if r[3].day == 3],
+                "eval": [r for r in rows if r[3].day == 4]}
+    for split, part in by_split.items():
+        assert (notes[f"{split}_rows"], notes[f"{split}_users"]) == (len(part), len({r[0] for r in part})), split
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "5 rows" in err  # far below MIN_EVAL_ROWS
     assert job_main(neighbors_job.add_arguments, neighbors_job.run, common + ["--k", "3", "--seed", "4"]) == EXIT_OK
     assert job_main(examples_job.add_arguments, examples_job.run, common) == EXIT_OK
     assert job_main(macro_job.add_arguments, macro_job.run, common + ["--clusters", "2"]) == EXIT_OK
 
     edge_props = lake.properties(spark, EDGES)
-    assert edge_props["grec.cutoff"] == "2024-01-04" and edge_props["grec.edge_types"] == "like,love,swing"
+    assert edge_props["grec.cutoff"] == "2024-01-03" and edge_props["grec.edge_types"] == "like,love,swing"
+    assert edge_props["grec.eval_cutoff"] == "2024-01-04"
+    assert edge_props["grec.split"] == "eval: last 10% of rows, val: the 10% before"
     assert lake.read(spark, NODES).count() == 7 + 5
     ex = lake.read(spark, "gold.examples")
     assert ex.count() == n_rows
-    assert {r["split"] for r in ex.select("split").distinct().collect()} == {"train", "eval"}
+    assert {(r["day"], r["split"]) for r in ex.select("day", "split").distinct().collect()} == {
+        (19723, "train"), (19724, "train"), (19725, "val"), (19726, "eval")}   # 19723 = 2024-01-01
     ex_props = lake.properties(spark, "gold.examples")
+    assert (ex_props["grec.cutoff"], ex_props["grec.eval_cutoff"]) == ("2024-01-03", "2024-01-04")
     assert (ex_props["grec.k"], ex_props["grec.domains"], ex_props["grec.labels"]) == ("3", "A,B", "like,love")
     # Slim rows by default: the impression only; the lists stay in gold.neighbors.
     assert ex.columns == ["user_node", "item_node", "day", "split", "domain_id", *LABELS]
@@ -95,5 +110,8 @@ def test_graph_side_stages_end_to_end(spark, lake):
     assert job_main(examples_job.add_arguments, examples_job.run, bad + ["--k", "4"]) == EXIT_INPUT
     assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--labels", "click"]) == EXIT_INPUT
     assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--eval-days", "9"]) == EXIT_INPUT
+    assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--eval-fraction", "1.5"]) == EXIT_INPUT
+    assert job_main(graph_job.add_arguments, graph_job.run, bad + ["--val-days", "-1"]) == EXIT_INPUT
+    assert "--val-days" in capsys.readouterr().err
     assert job_main(neighbors_job.add_arguments, neighbors_job.run, bad + ["--k", "0"]) == EXIT_INPUT
     assert {t.name: lake.version(spark, t) for t in (NODES, EDGES, NEIGHBORS)} == versions

@@ -9,10 +9,15 @@ import pytest
 from etl.checks.graph_rules import (edge_rules, edge_violations, example_rules, macro_rules, neighbor_rules,
                                     neighbor_violations, node_rules)
 from etl.checks.runner import validate
+from etl.transforms.split import SplitCutoffs
 from schemas.tables import EDGES, NEIGHBORS, NODES, examples, interactions, macro
 
 LABELS = ["like"]
 CUTOFF = date(2024, 1, 3)
+# Examples: train before Jan 3, val on Jan 3-4, eval from Jan 5.
+CUTOFFS = SplitCutoffs(val_start=CUTOFF, eval_start=date(2024, 1, 5))
+DAY = (CUTOFF - date(1970, 1, 1)).days   # the first val day; DAY + 2 is the first eval day
+SPLIT_RULE = f"split = train before day {DAY} (2024-01-03), val before day {DAY + 2} (2024-01-05), eval from it on"
 
 
 def _custom(rules):
@@ -92,24 +97,24 @@ def test_neighbor_rules(spark, graph):
 def test_example_rules(spark):
     """The neighbour-array layout: split/domain rules plus the array rules."""
     schema = examples(LABELS, neighbor_arrays=True)
-    day = (CUTOFF - date(1970, 1, 1)).days
-    rules = example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=1, neighbor_arrays=True)
+    day = DAY + 2   # an eval day
+    rules = example_rules(LABELS, k=2, cutoffs=CUTOFFS, n_domains=1, neighbor_arrays=True)
 
     def row(split, d, count, ids, types, degree):
         return (0, 3, d, split, 0, [], [], 1, ids, [0.5] * len(ids), types, count, degree,
                 [0, 0], [0.0, 0.0], [-1, -1], 0, 0)
 
-    good = row("train", day - 1, 1, [3, 0], [0, -1], 1)
+    good = row("train", DAY - 1, 1, [3, 0], [0, -1], 1)
     df = spark.createDataFrame([
         good,
-        row("train", day, 1, [3, 0], [0, -1], 1),      # split disagrees with day
+        row("val", day, 1, [3, 0], [0, -1], 1),        # split disagrees with day
         row("eval", day, 2, [3, 0], [0, -1], 2),       # padding inside the real part
         row("eval", day, 1, [3, 4], [0, 0], 1),        # real entry after the count
         row("eval", day, 1, [3], [0], 1),              # too short
         row("eval", day, 0, [0, 0], [-1, -1], 1),      # count disagrees with degree
     ], schema.spark_schema())
     assert _failed(df, _custom(rules), schema.name) == {
-        f"split = train exactly when day < {day} ({CUTOFF})", "user padding after user_nbr_count",
+        SPLIT_RULE, "user padding after user_nbr_count",
         "user arrays of length 2", "user_nbr_count = min(2, user_degree)"}
     ok = spark.createDataFrame([good], schema.spark_schema())
     assert _failed(ok, _custom(rules), schema.name) == set()
@@ -119,23 +124,27 @@ def test_example_rules(spark):
 def test_slim_example_rules(spark):
     """Slim rows (the default): the same split/domain rules and schema rules, no array or feature rule."""
     schema = examples(LABELS)
-    day = (CUTOFF - date(1970, 1, 1)).days
-    rules = example_rules(LABELS, k=2, cutoff=CUTOFF, n_domains=2)
+    rules = example_rules(LABELS, k=2, cutoffs=CUTOFFS, n_domains=2)
     described = " ".join(r.describe() for r in rules)
     assert "nbr" not in described and "degree" not in described and "features" not in described
     assert {"ExpectTableColumnsToMatchSet", "ExpectColumnValuesToNotBeNull"} <= {r.kind for r in rules}
-    assert "ExpectTableRowCountToEqual" in {r.kind for r in example_rules(LABELS, 2, CUTOFF, 2, n_impressions=3)}
+    assert "ExpectTableRowCountToEqual" in {r.kind for r in example_rules(LABELS, 2, CUTOFFS, 2, n_impressions=3)}
     assert next(r for r in rules if r.kind == "ExpectTableColumnsToMatchSet").kwargs["column_set"] == [
         "user_node", "item_node", "day", "split", "domain_id", *LABELS]
 
-    good = (0, 3, day - 1, "train", 1, 1)
-    df = spark.createDataFrame([good, (0, 3, day, "train", 0, 1), (0, 3, day, "eval", 2, 0)], schema.spark_schema())
-    assert _failed(df, _custom(rules), schema.name) == {
-        f"split = train exactly when day < {day} ({CUTOFF})", "domain_id in 0..1"}
-    ok = spark.createDataFrame([good], schema.spark_schema())
+    good = (0, 3, DAY - 1, "train", 1, 1)
+    df = spark.createDataFrame([good, (0, 3, DAY, "train", 0, 1), (0, 3, DAY + 2, "eval", 2, 0)],
+                               schema.spark_schema())
+    assert _failed(df, _custom(rules), schema.name) == {SPLIT_RULE, "domain_id in 0..1"}
+    ok = spark.createDataFrame([good, (0, 3, DAY, "val", 1, 1), (0, 3, DAY + 1, "val", 1, 1),
+                                (0, 3, DAY + 2, "eval", 1, 1)], schema.spark_schema())
     assert _failed(ok, rules, schema.name) == set()
+    # Each row whose split disagrees with its day, on its own, breaks the split rule.
+    for split, day in (("train", DAY), ("val", DAY - 1), ("val", DAY + 2), ("eval", DAY + 1), ("test", DAY)):
+        wrong = spark.createDataFrame([(0, 3, day, split, 1, 1)], schema.spark_schema())
+        assert SPLIT_RULE in _failed(wrong, _custom(rules), schema.name), (split, day)
     # A frame with the array layout's columns fails the slim column set.
-    wide = spark.createDataFrame([(0, 3, day - 1, "train", 1, [1.0], [2.0], 1)],
+    wide = spark.createDataFrame([(0, 3, DAY - 1, "train", 1, [1.0], [2.0], 1)],
                                  "user_node long, item_node long, day int, split string, domain_id int, "
                                  "user_features array<float>, item_features array<float>, like int")
     outcomes, _ = validate(wide, [r for r in rules if r.kind == "ExpectTableColumnsToMatchSet"], schema.name)

@@ -1,12 +1,13 @@
 """The whole pipeline on the real MovieLens-100K (all 100,000 ratings), checked against counts computed
-here straight from u.data with plain Python: row counts, the 14-day cutoff, no evaluation row in the
-graph or in Swing, every example's nodes, and neighbour lists of length min(k, degree)."""
+here straight from u.data with plain Python: row counts, the default train/val/eval split (the last
+10% of ratings in whole days evaluated, the 10% before validated), no validation or evaluation row
+in the graph or in Swing, every example's nodes, and neighbour lists of length min(k, degree)."""
 from __future__ import annotations
 
 import math
 import time
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 from pyspark.sql import functions as F
@@ -18,7 +19,6 @@ from etl.sources.base import shared_dir
 
 ML_DIR = shared_dir() / "data" / "movielens-100k"
 K = 20
-EVAL_DAYS = 14  # SPEC §5 for MovieLens
 EPOCH = date(1970, 1, 1)
 
 
@@ -34,8 +34,20 @@ class Raw:
         self.users = {r[0] for r in self.rows}
         self.items = {line.split("|")[0] for line in (ML_DIR / "u.item").read_text(encoding="latin-1").splitlines()
                       if line.strip()}
-        self.cutoff = max(r[3] for r in self.rows) - timedelta(days=EVAL_DAYS - 1)
+        # The default split: whole days from the end until 10% of the ratings, then 10% more before them.
+        per_day = sorted(Counter(r[3] for r in self.rows).items(), reverse=True)
+        self.eval_start = self._start(per_day, len(self.rows) // 10)
+        self.cutoff = self._start([(d, n) for d, n in per_day if d < self.eval_start], len(self.rows) // 10)
         self.train = [r for r in self.rows if r[3] < self.cutoff]
+
+    @staticmethod
+    def _start(per_day_descending, needed: int) -> date:
+        total = 0
+        for d, n in per_day_descending:
+            total += n
+            if total >= needed:
+                return d
+        raise AssertionError("too few rows")
 
     def positives(self, label: str, rows) -> set[tuple[str, str]]:
         hit = (lambda r: r >= 4) if label == "like" else (lambda r: r == 5)
@@ -64,7 +76,9 @@ def test_movielens_100k_end_to_end(spark, lake, capsys):
     # Ingest keeps every rating; nothing is quarantined.
     assert lake.read(spark, "bronze.interactions").count() == 100_000
     assert lake.read(spark, "quarantine.interactions").count() == 0
-    assert lake.properties(spark, "gold.edges")["grec.cutoff"] == raw.cutoff.isoformat() == "1998-04-09"
+    edge_props = lake.properties(spark, "gold.edges")
+    assert edge_props["grec.cutoff"] == raw.cutoff.isoformat() == "1998-03-02"
+    assert edge_props["grec.eval_cutoff"] == raw.eval_start.isoformat() == "1998-03-31"
 
     # Nodes: every user, then every item of the catalogue.
     nodes = {r.node_id: (r.node_type, r.raw_id, r.degree) for r in lake.read(spark, "gold.nodes").collect()}
@@ -96,16 +110,19 @@ def test_movielens_100k_end_to_end(spark, lake, capsys):
     assert any(len(everything[r.item_id] & everything[r.neighbor_id]) > r.n_common_users for r in swing)
     assert 2 * len(swing) >= by_type["swing"][0] >= len(swing)
 
-    # Examples: one per rating, split by the cutoff, labels as in u.data, nodes that exist.
+    # Examples: one per rating, split by the cutoffs, labels as in u.data, nodes that exist.
     ex = lake.read(spark, "gold.examples")
-    cutoff_day = (raw.cutoff - EPOCH).days
+    val_day, eval_day = (raw.cutoff - EPOCH).days, (raw.eval_start - EPOCH).days
+    by_day = (F.when(F.col("day") < val_day, "train").when(F.col("day") < eval_day, "val").otherwise("eval"))
     s = ex.agg(F.count("*").alias("n"), F.sum("like").alias("like"), F.sum("love").alias("love"),
                F.sum(F.when(F.col("split") == "eval", 1).otherwise(0)).alias("eval"),
-               F.sum(F.when((F.col("split") == "eval") != (F.col("day") >= cutoff_day), 1).otherwise(0)).alias("wrong"),
+               F.sum(F.when(F.col("split") == "val", 1).otherwise(0)).alias("val"),
+               F.sum(F.when(F.col("split") != by_day, 1).otherwise(0)).alias("wrong"),
                F.min("user_node").alias("u_lo"), F.max("user_node").alias("u_hi"),
                F.min("item_node").alias("i_lo"), F.max("item_node").alias("i_hi")).first()
     assert (s.n, s.like, s.love) == (100_000, sum(r[2] >= 4 for r in raw.rows), sum(r[2] == 5 for r in raw.rows))
-    assert s.eval == len(raw.rows) - len(raw.train) and s.wrong == 0
+    assert s.eval == sum(r[3] >= raw.eval_start for r in raw.rows) >= 10_000
+    assert s.val == len(raw.rows) - len(raw.train) - s.eval >= 10_000 and s.wrong == 0
     assert 0 <= s.u_lo and s.u_hi < 943 <= s.i_lo and s.i_hi < 943 + 1_682
     pairs = Counter((r.user_node, r.item_node) for r in ex.select("user_node", "item_node").collect())
     assert pairs == Counter((id_of[("user", u)], id_of[("item", i)]) for u, i, _, _ in raw.rows)

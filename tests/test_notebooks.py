@@ -71,12 +71,12 @@ def built(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def comparison(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("notebook_compare")
-    planted = write_planted_lake(spark, str(base / "lake"))
+    planted = write_planted_lake(spark, str(base / "lake"), n_users=60)  # days of over 50 users count
     from training import compare
 
     out = base / "cmp"
     assert compare.main(["--lake", planted.root, "--run", planted.run_id, "--models", "ltr,e2e_grec",
-                         "--seeds", "2", "--epochs", "1", "--out", str(out), *TINY]) == 0
+                         "--seeds", "2", "--epochs", "1", "--grid", "lr=0.01", "--out", str(out), *TINY]) == 0
     return out
 
 
@@ -197,8 +197,11 @@ def test_graph(built, spark):
 
 def test_model_comparison(comparison):
     seeds = pd.read_parquet(comparison / "comparison_seeds.parquet")
-    # over the days: each seed's mean AUC over its days, then the mean over seeds, then the ratio
-    per_seed = seeds.groupby(["model", "task", "seed"])["auc"].mean().groupby(["model", "task"]).mean()
+    # over the days of 50 users or more: each seed's row-weighted mean AUC, the mean over seeds, the ratio
+    counted = seeds[seeds["users"] >= 50].assign(weighted=lambda d: d["auc"] * d["n"])
+    assert counted["date"].nunique() >= 1
+    sums = counted.groupby(["model", "task", "seed"])[["weighted", "n"]].sum()
+    per_seed = (sums["weighted"] / sums["n"]).groupby(["model", "task"]).mean()
     lift = {t: (per_seed["e2e_grec", t] / per_seed["ltr", t] - 1) * 100 for t in ("like", "love")}
 
     nb = execute("04_model_comparison", COMPARISON_DIR=str(comparison))

@@ -171,8 +171,8 @@ def test_movielens_matches_the_published_stats(spark):
     assert round(s.like, 3) == 0.554 and round(s.love, 3) == 0.212
     lo, hi = (datetime.fromtimestamp(t, timezone.utc) for t in (s.lo, s.hi))
     assert lo.strftime("%Y-%m-%d %H:%M") == "1997-09-20 03:05" and hi.strftime("%Y-%m-%d %H:%M") == "1998-04-22 23:10"
-    assert (src.labels, src.positive_label, src.numeric, src.ts_unit, src.eval_days) == (
-        ["like", "love"], "like", ["rating"], TsUnit.SECONDS, 14)
+    assert (src.labels, src.positive_label, src.numeric, src.ts_unit) == (
+        ["like", "love"], "like", ["rating"], TsUnit.SECONDS)
     assert src.users.count() == 943 and src.items.count() == 1_682
     # rating -> labels on a few raw rows of u.data (196 242 3, 298 474 4, 253 465 5)
     picked = {(r.user_id, r.item_id): (r.like, r.love, r.rating) for r in
@@ -295,8 +295,8 @@ def test_kuairand_log_mapping_row_by_row(spark, tmp_path):
     src = load_source(spark, "kuairand", data_dir=str(_kuairand_dir(tmp_path)))
     assert src.interactions.columns == ["user_id", "item_id", "ts", "domain", "click", "long_view", "like", "follow",
                                         "play_time_ms", "duration_ms", SOURCE_COL]
-    assert (src.labels, src.positive_label, src.numeric, src.ts_unit, src.eval_days) == (
-        ["click", "long_view", "like", "follow"], "click", ["play_time_ms", "duration_ms"], TsUnit.MILLIS, 7)
+    assert (src.labels, src.positive_label, src.numeric, src.ts_unit) == (
+        ["click", "long_view", "like", "follow"], "click", ["play_time_ms", "duration_ms"], TsUnit.MILLIS)
     expected = _sorted((str(u), str(v), str(t), f"tab_{tab}", str(c), str(lv), str(lk), str(f), str(p), str(dur))
                       for u, v, t, c, lk, f, lv, p, dur, tab in LOG_ROWS)
     assert _rows(src.interactions, *src.interactions.columns[:-1]) == expected

@@ -21,11 +21,11 @@ DAYS = [date(2024, 1, d) for d in (1, 2, 3, 4)]
 
 
 def _log_rows():
-    """6 users x 5 items, liked unless (u + i) % 4 == 0; the last day's rows (eval) are all liked."""
+    """6 users x 5 items, liked unless (u + i) % 4 == 0; the last two days' rows (val, eval) are all liked."""
     rows = []
     for n, (u, i) in enumerate((u, i) for u in range(6) for i in range(5)):
         d = DAYS[n % 4]
-        like = 1 if d == DAYS[-1] else int((u + i) % 4 != 0)
+        like = 1 if d >= DAYS[-2] else int((u + i) % 4 != 0)
         rows.append((f"u{u}", f"i{i}", datetime(d.year, d.month, d.day, 9), d, "A", like, 0))
     return rows
 
@@ -34,7 +34,7 @@ def _bronze(spark, lake, items=range(5)):
     schema = interactions(LABELS)
     log = spark.createDataFrame(_log_rows(), schema.spark_schema())
     lake.write(log, schema, run_id="seed", stage="ingest",
-               properties={"grec.labels": "like,love", "grec.positive_label": "like", "grec.eval_days": "1"})
+               properties={"grec.labels": "like,love", "grec.positive_label": "like"})
     lake.write(spark.createDataFrame([(f"i{i}", "A", [1.0]) for i in items], ITEMS.spark_schema()), ITEMS,
                run_id="seed", stage="ingest")
     return log
@@ -45,17 +45,18 @@ def test_stage_writes_checked_weights_of_pre_cutoff_positives(spark, lake):
     args = ["--lake", lake.root, "--run-id", "r1", "--top-k", "none", "--max-users-per-item", "none"]
     assert job_main(swing_job.add_arguments, swing_job.run, args) == EXIT_OK
 
-    # eval_days = 1: the cutoff is the last day, whose likes must not count.
-    pos = [(r[0], r[1]) for r in _log_rows() if r[5] == 1 and r[3] < DAYS[-1]]
+    # 30 rows: 8, 8, 7, 7 a day. The default split evaluates 10% = 3 rows -> the last day, and
+    # validates the 3 before -> the day before; neither day's likes may count.
+    pos = [(r[0], r[1]) for r in _log_rows() if r[5] == 1 and r[3] < DAYS[-2]]
     p = SwingParams(top_k=None, max_users_per_item=None)
     want = reference(pos, p)
-    with_eval_day = reference([(r[0], r[1]) for r in _log_rows() if r[5] == 1], p)
-    assert want and want != with_eval_day  # the cutoff changes the weights on this input
+    with_held_out = reference([(r[0], r[1]) for r in _log_rows() if r[5] == 1 and r[3] < DAYS[-1]], p)
+    assert want and want != with_held_out  # the cutoff changes the weights on this input
     got = lake.read(spark, SWING_I2I)
     assert_same_scores(as_dict(got.collect()), want)
     assert got.dtypes == [(f.name, f.dataType.simpleString()) for f in SWING_I2I.spark_schema().fields]
     props = lake.properties(spark, SWING_I2I)
-    assert (props["grec.positive_label"], props["grec.cutoff"]) == ("like", DAYS[-1].isoformat())
+    assert (props["grec.positive_label"], props["grec.cutoff"]) == ("like", DAYS[-2].isoformat())
     stages = {r["stage"]: r["status"] for r in RunManifest(lake).records(spark, "r1").collect()}
     assert stages == {"swing": "succeeded"}
 
@@ -133,3 +134,4 @@ def test_standalone_errors_name_the_problem(spark, tmp_path, capsys):
     fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--where", "event = = 'buy'"], "--where")
     fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--max-users-per-item", "1"],
                "max_users_per_item")
+    fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--val-fraction", "1"], "--val-fraction")

@@ -59,7 +59,7 @@ def test_counts_ids_domains_and_days(generated):
     days = {r[0] for r in src.interactions.select(F.date_format("ts", "yyyy-MM-dd")).distinct().collect()}
     assert days == {(start + timedelta(days=k)).isoformat() for k in range(opts.days)}
     assert list(rows.columns) == ["user_id", "item_id", "ts", "domain", "click", "long_view", "like", "_source"]
-    assert (src.labels, src.positive_label, src.eval_days) == (["click", "long_view", "like"], "click", 7)
+    assert (src.labels, src.positive_label) == (["click", "long_view", "like"], "click")
 
 
 def test_side_tables(generated):

@@ -11,7 +11,7 @@ import torch
 
 from tests.test_training_models import N, example_batch, node_table
 from training.comparison import summarise_days, summarise_overall
-from training.compare import Ablation, ModelSpec, parse_models
+from training.compare import ModelSpec, parse_models
 from training.config import ConfigError, EncoderKind, LossWeighting, ModelConfig, ModelName, TrainConfig
 from training.data.examples import Neighbours
 from training.data.macro import MacroTable
@@ -164,6 +164,14 @@ def test_bpr_pretraining_separates_two_communities():
     positive = torch.tensor([[i in like[u] for i in range(8, 16)] for u in range(8)])
     assert scores[positive].min() > scores[~positive].max()
     assert pre.epoch_losses[-1] < pre.epoch_losses[0]
+    # Two cold nodes: user 16 without a positive, item 17 outside the candidate items, no lists.
+    ids18 = torch.cat([ids, torch.zeros((2, 4), dtype=torch.long)])
+    count = torch.cat([torch.full((16,), 4), torch.zeros(2, dtype=torch.long)])
+    cold = TrainingGraph(ids18, count, graph.positives, graph.items)
+    pre = pretrain_lightgcn_bpr(cold, torch.cat([torch.full((16,), 4.0), torch.zeros(2)]), dim=8, epochs=2, lr=0.05,
+                                l2=1e-4, batch_size=8, seed=0, device=torch.device("cpu"))
+    assert pre.ids[16:].abs().sum() == 0 and pre.embeddings[16:].abs().sum() == 0
+    assert (pre.ids[:16].abs().sum(1) > 0).all()
 
 
 def test_gate_stats_hand_computed_and_collapse_warning():
@@ -188,7 +196,7 @@ def per_seed_rows() -> pd.DataFrame:
             ("mgoe", 0, "like", d1, 0.77, 0.70, 0.3), ("mgoe", 1, "like", d1, 0.79, 0.72, 0.2),
             ("mgoe", 0, "like", d2, *na), ("mgoe", 1, "like", d2, *na)]
     df = pd.DataFrame(rows, columns=["model", "seed", "task", "date", "auc", "gauc", "logloss"])
-    return df.assign(n=100)
+    return df.assign(n=100, users=60)
 
 
 def test_comparison_summaries_hand_computed():
@@ -202,6 +210,15 @@ def test_comparison_summaries_hand_computed():
     overall = summarise_overall(per_seed_rows(), "ltr").set_index("model")
     assert overall.loc["mgoe", "days"] == 1 and overall.loc["mgoe", "gauc_mean"] == pytest.approx(0.71)
     assert overall.loc["mgoe", "lift_pct"] == pytest.approx((0.78 / 0.71 - 1) * 100)
+    # Periods weigh by their rows: a full week of 300 rows at 0.8 and a short one of 100 at 0.6.
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 8)
+    d3 = dt.date(2024, 1, 15)
+    weeks = pd.DataFrame([("ltr", 0, "like", d1, 0.8, 0.8, 0.5, 300, 80), ("ltr", 0, "like", d2, 0.6, 0.6, 0.5, 100, 50),
+                          ("ltr", 0, "like", d3, 0.1, 0.1, 0.5, 900, 49)],  # under 50 users: shown, left out
+                         columns=["model", "seed", "task", "date", "auc", "gauc", "logloss", "n", "users"])
+    row = summarise_overall(weeks, "ltr").iloc[0]
+    assert (row.auc_mean, row.days) == (pytest.approx(0.75), 2)
+    assert summarise_days(weeks, "ltr").set_index("date").loc[d3, "auc_mean"] == pytest.approx(0.1)
 
 
 def test_model_specs_and_ablations():
@@ -213,7 +230,13 @@ def test_model_specs_and_ablations():
     assert ModelSpec.parse("e2e_grec:graphsage").config(base, 0, "x").model.encoder is EncoderKind.GRAPHSAGE
     assert base.model.gfae and base.model.encoder is EncoderKind.LIGHTGCN  # the base is not modified
     labels = [s.label for s in parse_models("ltr,e2e_grec", ablations=True)]
-    assert labels == ["ltr", "e2e_grec"] + [f"e2e_grec:{a.value}" for a in Ablation]
+    assert labels == ["ltr", "e2e_grec", "e2e_grec:no_gfae", "e2e_grec:fixed_weights", "e2e_grec:bottom_only",
+                      "e2e_grec:graphsage"]  # the paper's four; the warm-start variant only when named
+    assert ModelSpec.parse("e2e_grec:warm_start").config(base, 0, "x").model.warm_start
+    cfg = TrainConfig()
+    cfg.model.name, cfg.model.warm_start = ModelName.LTR, True
+    with pytest.raises(ConfigError, match="--warm-start applies to e2e_grec only"):
+        cfg.validate()
     for text, message in (("ltr:no_gfae", "e2e_grec only"), ("xgb", "unknown model 'xgb'"),
                           ("e2e_grec:nope", "unknown ablation 'nope'"), ("ltr,ltr", "twice")):
         with pytest.raises(ConfigError, match=message):
@@ -228,3 +251,13 @@ def test_baseline_configs_ignore_e2e_loss_settings():
     with pytest.raises(ConfigError, match="--experts must be >= 1"):
         cfg.validate()
     assert np.isclose(TrainConfig().model.macro_tau, 1.3)
+
+
+def test_warm_start_copies_the_pretrained_id_table_into_e2e_grec():
+    cfg = ModelConfig(name=ModelName.E2E_GREC, id_dim=8, feature_dim=8)
+    model = build_model(cfg, node_table(), 2, ["like"])
+    table = torch.randn(N, 8)
+    model.warm_start(table)
+    assert torch.equal(model.node_input.ids.weight.detach(), table)
+    with pytest.raises(ValueError, match="warm-start table"):
+        model.warm_start(torch.randn(N, 4))

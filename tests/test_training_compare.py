@@ -19,7 +19,7 @@ from training.data.snapshot import SnapshotError
 from training.train import load_trained_model
 
 torch.set_num_threads(1)
-TINY = ["--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
+TINY = ["--eval-period", "day", "--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
         "--shared-hidden", "16", "--tower-hidden", "8", "--expert-hidden", "16", "8", "--experts", "2",
         "--macro-dim", "4", "--threads", "1", "--no-progress", "--device", "cpu", "--loader", "arrow",
         "--batch-size", "64", "--lr", "0.01"]
@@ -53,7 +53,7 @@ def test_compare_two_models_two_seeds(planted, tmp_path, capsys):
     from training import compare
 
     out = tmp_path / "cmp"
-    rc = compare.main(["--lake", planted.root, "--run", planted.run_id, "--models", "ltr,mgoe", "--seeds", "2",
+    rc = compare.main(["--lake", planted.root, "--run", planted.run_id, "--models", "ltr,mgoe", "--seeds", "2", "--grid", "lr=0.01",
                        "--epochs", "2", "--out", str(out), *TINY])
     assert rc == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
@@ -74,7 +74,7 @@ def test_compare_two_models_two_seeds(planted, tmp_path, capsys):
             assert r.lift_pct == pytest.approx((r.auc_mean / base - 1) * 100)
     assert (summary["seeds"] == 2).all() and (summary["auc_mean"] > 0.55).all()
     md = (out / "comparison.md").read_text()
-    for needle in ("## AUC per task and day", "relative AUC lift vs ltr", "## Summary over the evaluation days",
+    for needle in ("## AUC per task and period", "relative AUC lift vs ltr", "## Summary over the evaluation periods",
                    "## Training time per model", "| mgoe |", " ± "):
         assert needle in md, needle
     assert "E2E-GRec ablations" not in md

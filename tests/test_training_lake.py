@@ -116,7 +116,7 @@ def test_raw_file_reading_refuses_deletion_vectors_and_column_mapping(spark, tmp
         resolve_snapshot(str(tmp_path), "gold.cm")
 
 
-TINY = ["--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
+TINY = ["--eval-period", "day", "--id-dim", "8", "--feature-dim", "8", "--ltr-dim", "8", "--gnn-dim", "8", "--attention-dim", "8",
         "--shared-hidden", "16", "--tower-hidden", "8", "--threads", "1", "--no-progress", "--device", "cpu"]
 
 
@@ -129,7 +129,7 @@ def test_tiny_training_on_planted_signal_beats_chance(planted, tmp_path, capsys)
     printed = capsys.readouterr().out
     assert f"gold.examples v{info.examples_version}" in printed and f"gold.nodes v{info.nodes_version}" in printed
     m = pd.read_parquet(out / "metrics.parquet")
-    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n"]
+    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n", "users"]
     assert len(m) == len(TASKS) * len(info.eval_days)
     assert (m.groupby("task")["n"].sum() == info.eval_rows).all()
     assert (m["auc"] > 0.6).all(), m

@@ -65,13 +65,13 @@ def test_evaluate_per_task_per_day_with_na_rules():
     labels[days == 102, 1] = 0.0  # task b has one class on day 102
     m = evaluate(torch.tensor(probs), torch.tensor(labels), torch.tensor(users), torch.tensor(days), ["a", "b"],
                  "m1")
-    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n"]
+    assert list(m.columns) == ["model", "task", "date", "auc", "gauc", "logloss", "n", "users"]
     assert len(m) == 6
     for r in m.itertuples():
         d = (r.date - dt.date(1970, 1, 1)).days
         t = ["a", "b"].index(r.task)
         sel = days == d
-        assert r.n == sel.sum()
+        assert r.n == sel.sum() and r.users == len(set(users[sel].tolist()))
         if d == 101 or (d == 102 and r.task == "b"):
             assert math.isnan(r.auc) and math.isnan(r.gauc) and math.isnan(r.logloss)
             continue

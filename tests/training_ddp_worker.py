@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from training.config import DeviceKind, LoaderBackend, LossWeighting, Residency, TrainConfig
+from training.config import DeviceKind, EvalPeriod, LoaderBackend, LossWeighting, Residency, TrainConfig
 from training.data.examples import example_columns
 from training.data.loader import make_batches, resolve_training_snapshots, split_files
 from training.data.resident import decoded_chunks, load_resident_examples
-from training.distributed import init_distributed
+from training.distributed import init_distributed, shutdown
 from training.train import fit
 
 
@@ -32,6 +32,7 @@ def tiny_config(lake: str, out: str) -> TrainConfig:
     m.shared_hidden, m.attention_dim, m.tower_hidden = (16,), 8, (8,)
     cfg.optim.lr = 0.01
     cfg.run.out, cfg.run.progress, cfg.run.threads, cfg.run.device = out, False, 1, DeviceKind.CPU
+    cfg.run.eval_period = EvalPeriod.DAY
     return cfg
 
 
@@ -71,6 +72,7 @@ def main(lake: str, out: str) -> None:
     if ctx.rank == 0:
         (Path(out) / "fixed.json").write_text(json.dumps({
             "checksum": checksum(result.model), "auc": result.metrics["auc"].tolist()}))
+    shutdown(ctx)  # the group this worker set up; the fits joined it and left it in place
 
 
 def fixed_weights_config(lake: str, out: str, batch_size: int) -> TrainConfig:

@@ -3,7 +3,9 @@
 Users and items carry 2-d latent factors in their side features; `like` fires with probability
 sigmoid(2.5 (a_u + b_i)) from the first factors, `love` with sigmoid(2 b_i' - 1) from the item's
 second factor, so a model that reads features must beat chance clearly. Neighbour lists follow the
-training-day likes (the graph cutoff is the first evaluation day), padded to k. With `with_macro`,
+training-day likes (the graph cutoff is the first day after them), padded to k. `val_days` days of
+validation rows sit between the training and the evaluation days; `eval_label_leak` replaces the
+evaluation rows' labels by a function of the item (a leak only a peek at them could exploit). With `with_macro`,
 gold.macro is written too: user u in cluster u % MACRO_CLUSTERS, item i in its domain i % 3, counts
 of the pre-cutoff positives as etl.transforms.macro defines them (`macro_rows`).
 """
@@ -33,26 +35,31 @@ class PlantedLake:
     eval_rows: int
     eval_days: tuple[int, ...]
     macro_version: int | None = None
+    val_rows: int = 0
 
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def build_rows(n_users=40, n_items=30, train_days=6, eval_days=2, rows_per_day=200, k=8, seed=0):
+def build_rows(n_users=40, n_items=30, train_days=6, eval_days=2, rows_per_day=200, k=8, seed=0, val_days=0,
+               eval_label_leak=False):
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(n_users, 2))
     b = rng.normal(size=(n_items, 2))
     user_feat = np.concatenate([a, rng.normal(size=(n_users, 1))], axis=1).astype(np.float32)  # width 3
     item_feat = np.concatenate([b, rng.normal(size=(n_items, 2))], axis=1).astype(np.float32)  # width 4
     events = []
-    for d in range(train_days + eval_days):
+    for d in range(train_days + val_days + eval_days):
         u = rng.integers(0, n_users, rows_per_day)
         i = rng.integers(0, n_items, rows_per_day)
         like = (rng.random(rows_per_day) < _sigmoid(2.5 * (a[u, 0] + b[i, 0]))).astype(int)
         love = (rng.random(rows_per_day) < _sigmoid(2.0 * b[i, 1] - 1.0)).astype(int)
         events += [(EPOCH_DAY + d, int(uu), int(ii), int(l1), int(l2)) for uu, ii, l1, l2 in zip(u, i, like, love)]
     cutoff = EPOCH_DAY + train_days
+    eval_start = cutoff + val_days
+    if eval_label_leak:
+        events = [(d, u, i, i % 2, 1 - i % 2) if d >= eval_start else (d, u, i, l1, l2) for d, u, i, l1, l2 in events]
     user_nbrs = {u: set() for u in range(n_users)}
     item_nbrs = {i: set() for i in range(n_items)}
     for day, u, i, like, _ in events:
@@ -70,7 +77,8 @@ def build_rows(n_users=40, n_items=30, train_days=6, eval_days=2, rows_per_day=2
 
     examples = []
     for day, u, i, like, love in events:
-        examples.append((u, n_users + i, day, "train" if day < cutoff else "eval", i % 3,
+        split = "train" if day < cutoff else ("val" if day < eval_start else "eval")
+        examples.append((u, n_users + i, day, split, i % 3,
                          user_feat[u].tolist(), item_feat[i].tolist(), like, love,
                          *nbr_cols(user_nbrs[u], degree[u]), *nbr_cols(item_nbrs[i], degree[n_users + i])))
     nodes = [(u, "user", f"u{u}", None, user_feat[u].tolist(), degree[u]) for u in range(n_users)]
@@ -85,10 +93,11 @@ def slim(row: tuple) -> tuple:
 
 
 def neighbor_rows(n_users: int = 40, n_items: int = 30, train_days: int = 6, eval_days: int = 2,
-                  rows_per_day: int = 200, k: int = 8, seed: int = 0) -> list[tuple]:
+                  rows_per_day: int = 200, k: int = 8, seed: int = 0, val_days: int = 0,
+                  eval_label_leak: bool = False) -> list[tuple]:
     """gold.neighbors rows matching build_rows: each node's sorted pre-cutoff like-partners, sampled
     with k + 2 (so the trainer must cut to the examples' k), unit weights, edge type 0."""
-    examples, _, cutoff = build_rows(n_users, n_items, train_days, eval_days, rows_per_day, k, seed)
+    examples, _, cutoff = build_rows(n_users, n_items, train_days, eval_days, rows_per_day, k, seed, val_days)
     nbrs: dict[int, set] = {n: set() for n in range(n_users + n_items)}
     for u, item, day, *_rest in examples:
         if day < cutoff and _rest[4]:  # like
@@ -145,7 +154,7 @@ def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = 
                         properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
                                     "grec.n_domains": str(len(DOMAINS)), "grec.n_clusters": str(MACRO_CLUSTERS)})
         RunManifest(lake).upsert(spark, StageRecord(run_id, "macro", "succeeded", inputs=[nv], outputs=[mv]))
-    eval_days = tuple(sorted({e[2] for e in full if e[2] >= cutoff}))
+    eval_days = tuple(sorted({e[2] for e in full if e[3] == "eval"}))
     return PlantedLake(lake.root, ev.version, nv.version, run_id, n_users, n_items,
-                       sum(e[2] < cutoff for e in examples), sum(e[2] >= cutoff for e in examples), eval_days,
-                       mv.version if mv is not None else None)
+                       sum(e[3] == "train" for e in examples), sum(e[3] == "eval" for e in examples), eval_days,
+                       mv.version if mv is not None else None, sum(e[3] == "val" for e in examples))

@@ -1,43 +1,61 @@
-"""`grec compare`: train and evaluate several models over several seeds on one pinned snapshot.
+"""`grec compare`: select, train and evaluate several models over several seeds on one pinned
+snapshot, under one protocol (docs/evaluation.md).
 
-    grec compare --lake lake --run r1 --models ltr,two_stage,e2e_grec,mgoe --seeds 3 --out cmp [--device cuda]
+    grec compare --lake lake --run r1 --models ltr,two_stage,e2e_grec,mgoe --seeds 3 --epochs 20 --out cmp
     grec compare --lake lake --run r1 --models ltr,e2e_grec --ablations --seeds 3 --out cmp_ablations
     grec compare --lake lake --version 7 --models ltr,e2e_grec:no_gfae,e2e_grec:graphsage --seeds 2 --out cmp
 
 A model is a name (ltr, two_stage, e2e_grec, shared_bottom, mmoe, ple, mgoe) or an E2E-GRec ablation
 `e2e_grec:<ablation>` with ablation no_gfae (L_LTR alone), fixed_weights (no GradNorm),
-bottom_only (no attention fusion) or graphsage (GraphSAGE encoder); --ablations adds all four.
-Every training flag of `grec train` applies to every model (e.g. --epochs 2 --batch-size 4096);
+bottom_only (no attention fusion) or graphsage (GraphSAGE encoder); --ablations adds all four. The
+variant `e2e_grec:warm_start` starts the ID table from the two-stage BPR pretraining (--warm-start).
+Every training flag of `grec train` applies to every model (e.g. --epochs 20 --batch-size 4096);
 seeds are --seed, --seed + 1, ... The snapshot is resolved once and pinned by version for every
-run. Writes to --out:
+run. The protocol:
+
+1. selection: every model trains each point of the same --grid (default: lr x weight_decay, 6
+   points) once, with the first seed, up to --epochs with early stopping (--patience) on the
+   validation split; the point with the best validation AUC is chosen. These runs never load the
+   evaluation split. A one-point grid skips the search.
+2. evaluation: the chosen point trains once per seed (early stopping again) and is scored on the
+   evaluation split, once.
+3. report: mean ± std over seeds, the lift of the means, and the paired lift per seed with its 95%
+   t-interval, which says when a difference is inside the noise. An evaluation below the minimum
+   size (schemas.split) is flagged at the top.
+
+Writes to --out:
 
     comparison.parquet          per model, task and day: AUC/GAUC/log loss mean and std over seeds, lift
     comparison.md               AUC ± std per task and day, lift vs the baseline, summaries, timing,
                                 and the ablation table when ablations ran
     auc_by_day.png              mean AUC per day per model, ± std as error bars
     comparison_seeds.parquet    every seed's metrics;  comparison_timing.parquet  every run's timing
-    runs/<model>/seed<s>/       each run's own outputs (metrics, train_log, gates, run.json, checkpoint)
+    comparison_paired.parquet   paired lift per model and task with its interval
+    selection.parquet           every grid point's validation AUC and best epoch, the chosen one marked
+    runs/<model>/seed<s>/       each run's own outputs (metrics, validation, train_log, gates, run.json,
+                                checkpoint);  search/<model>/<point>/  the selection runs' outputs
 """
 from __future__ import annotations
 
 import argparse
 import enum
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, summarise_days,
+from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
                                  summarise_overall)
 from training.config import (ConfigError, EncoderKind, FusionKind, LossWeighting, ModelName, TrainConfig,
                              add_config_arguments, config_from_args)
 from training.data.arrow_columns import ColumnError
-from training.data.loader import resolve_training_snapshots
+from training.data.loader import resolve_training_snapshots, split_files
 from training.data.snapshot import SnapshotError
 from training.models import required_side_inputs
-from training.report import plot_auc_by_day
+from training.report import plot_auc_by_day, warning_banner
+from training.selection import DEFAULT_GRID, Grid, Point, apply, describe, search_folder, select
 from training.train import TrainingError, describe_snapshots, fit
 
 EXIT_INPUT = 1
@@ -49,6 +67,10 @@ class Ablation(str, enum.Enum):
     FIXED_WEIGHTS = "fixed_weights"
     BOTTOM_ONLY = "bottom_only"
     GRAPHSAGE = "graphsage"
+    WARM_START = "warm_start"   # a variant, not one of the paper's ablations: --ablations leaves it out
+
+
+PAPER_ABLATIONS = (Ablation.NO_GFAE, Ablation.FIXED_WEIGHTS, Ablation.BOTTOM_ONLY, Ablation.GRAPHSAGE)
 
 
 # The E2E-GRec ablations of SPEC §6 as config switches: (section, field) -> value.
@@ -57,6 +79,7 @@ ABLATION_SETTINGS: dict[Ablation, dict[tuple[str, str], Any]] = {
     Ablation.FIXED_WEIGHTS: {("optim", "loss_weighting"): LossWeighting.FIXED},
     Ablation.BOTTOM_ONLY: {("model", "fusion"): FusionKind.BOTTOM_ONLY},
     Ablation.GRAPHSAGE: {("model", "encoder"): EncoderKind.GRAPHSAGE},
+    Ablation.WARM_START: {("model", "warm_start"): True},
 }
 
 
@@ -106,7 +129,8 @@ def parse_models(text: str, ablations: bool) -> list[ModelSpec]:
     """--models (comma list) plus, with --ablations, every E2E-GRec ablation; duplicates refused."""
     specs = [ModelSpec.parse(t) for t in text.split(",") if t.strip()]
     if ablations:
-        specs += [ModelSpec(ModelName.E2E_GREC, a) for a in Ablation if ModelSpec(ModelName.E2E_GREC, a) not in specs]
+        specs += [ModelSpec(ModelName.E2E_GREC, a) for a in PAPER_ABLATIONS
+                  if ModelSpec(ModelName.E2E_GREC, a) not in specs]
     labels = [s.label for s in specs]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
@@ -123,11 +147,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablations", action="store_true",
                         help="add every E2E-GRec ablation (no_gfae, fixed_weights, bottom_only, graphsage)")
     parser.add_argument("--baseline", default=BASELINE, help="the model lifts are relative to (default ltr)")
+    parser.add_argument("--grid", action="append", metavar="NAME=V1,V2",
+                        help="a setting to select on the validation split, repeatable (e.g. --grid lr=0.001,0.003 "
+                             f"--grid dropout=0,0.1); default: {' '.join('--grid ' + g for g in DEFAULT_GRID)}")
     add_config_arguments(parser)
 
 
-def pin_snapshot(base: TrainConfig, specs: Sequence[ModelSpec]) -> tuple[TrainConfig, str]:
-    """The base config with the examples, nodes (and macro) versions fixed, and the snapshot line."""
+def pin_snapshot(base: TrainConfig, specs: Sequence[ModelSpec]) -> tuple[TrainConfig, str, bool]:
+    """The base config with the examples, nodes (and macro) versions fixed, the snapshot line, and
+    whether the examples have a validation split."""
     with_macro = any("macro" in required_side_inputs(s.model) for s in specs)
     snaps = resolve_training_snapshots(base.data, with_macro=with_macro)
     pinned = TrainConfig.from_dict(base.to_dict())
@@ -135,7 +163,7 @@ def pin_snapshot(base: TrainConfig, specs: Sequence[ModelSpec]) -> tuple[TrainCo
     d.run, d.timestamp, d.version, d.nodes_version = None, None, snaps.examples.version, snaps.nodes.version
     if snaps.macro is not None:
         d.macro_version = snaps.macro.version
-    return pinned, describe_snapshots(snaps)
+    return pinned, describe_snapshots(snaps), bool(split_files(snaps.examples, base.data.val_split, required=False))
 
 
 @dataclass
@@ -145,32 +173,76 @@ class Comparison:
     days: pd.DataFrame       # SUMMARY_COLUMNS
     overall: pd.DataFrame    # OVERALL_COLUMNS
     snapshot: str
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)     # PAIRED_COLUMNS
+    selection: pd.DataFrame = field(default_factory=pd.DataFrame)  # training.selection.SELECTION_COLUMNS
+    protocol: list[str] = field(default_factory=list)              # lines describing grid, budget, choices
+    warnings: tuple[str, ...] = ()
 
 
-def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path, baseline: str) -> Comparison:
-    """Train every spec for every seed on one pinned snapshot and summarise (see the module doc)."""
-    pinned, snapshot = pin_snapshot(base, specs)
+def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path, baseline: str,
+            grid: Grid = Grid(())) -> Comparison:
+    """Select, train and evaluate every spec on one pinned snapshot and summarise (see the module doc)."""
+    pinned, snapshot, has_val = pin_snapshot(base, specs)
+    points = grid.points()
+    if len(points) > 1 and not has_val:
+        raise ConfigError(f"--grid needs a validation split ({base.data.val_split!r} rows) to select on, and the "
+                          "examples have none: rebuild them with a validation period (--val-fraction), or give a "
+                          "one-point grid")
     print(f"grec compare: {snapshot}", flush=True)
-    metrics, timing = [], []
+    chosen: dict[str, Point] = {}
+    selections = []
+    for spec in specs:
+        configs = [(p, apply(spec.config(pinned, base.run.seed, search_folder(out, spec.folder, p)), p))
+                   for p in points]
+
+        def search_fit(cfg: TrainConfig, label: str = spec.label) -> Any:
+            print(f"[select {label}] {cfg.run.out}", flush=True)
+            return fit(cfg, evaluate=False)
+
+        chosen[spec.label], table = select(spec.label, configs, search_fit)
+        selections.append(table)
+    metrics, timing, warnings = [], [], []
     runs = [(s, base.run.seed + k) for s in specs for k in range(seeds)]
     for i, (spec, seed) in enumerate(runs, start=1):
-        print(f"[{i}/{len(runs)}] {spec.label} seed {seed}", flush=True)
-        result = fit(spec.config(pinned, seed, out / "runs" / spec.folder / f"seed{seed}"))
+        print(f"[{i}/{len(runs)}] {spec.label} seed {seed} ({describe(chosen[spec.label])})", flush=True)
+        cfg = apply(spec.config(pinned, seed, out / "runs" / spec.folder / f"seed{seed}"), chosen[spec.label])
+        result = fit(cfg)
+        warnings += [w for w in result.warnings if w not in warnings]
         metrics.append(result.metrics.assign(seed=seed))
         timing.append({"model": spec.label, "seed": seed, "train_seconds": result.train_seconds,
                        "pretrain_seconds": result.pretrain_seconds, "eval_seconds": result.eval_seconds,
-                       "examples_per_s": result.examples_per_s})
+                       "examples_per_s": result.examples_per_s,
+                       "best_epoch": (result.best_epoch + 1) if result.best_epoch is not None else None})
     per_seed = pd.concat(metrics, ignore_index=True)[SEED_COLUMNS]
     timing_df = pd.DataFrame(timing, columns=TIMING_COLUMNS)
+    searched = [t for t in selections if len(t)]
+    selection = pd.concat(searched, ignore_index=True) if searched else pd.DataFrame()
+    protocol = protocol_lines(base, grid, has_val, seeds, chosen)
     return Comparison(per_seed, timing_df, summarise_days(per_seed, baseline), summarise_overall(per_seed, baseline),
-                      snapshot)
+                      snapshot, paired_lift(per_seed, baseline), selection, protocol, tuple(warnings))
+
+
+def protocol_lines(base: TrainConfig, grid: Grid, has_val: bool, seeds: int, chosen: dict[str, Point]) -> list[str]:
+    """How the comparison was run, for the report: grid, budget, stopping, choices."""
+    r = base.run
+    points = len(grid.points())
+    stopping = (f"early stopping on the validation split (patience {r.patience}), best epoch restored" if has_val
+                else "no validation split: every run trains all epochs")
+    lines = [f"- grid: {grid} ({points} point{'s' if points > 1 else ''} per model, trained once with seed "
+             f"{r.seed}, scored by validation AUC)" if points > 1 else f"- no search: {describe(grid.points()[0])}",
+             f"- budget per model: {points} selection run(s) + {seeds} seeds, each up to {r.epochs} epochs; {stopping}",
+             "- the evaluation split is read once per seed, by the chosen setting", "", "| model | chosen setting |",
+             "|---|---|"]
+    lines += [f"| {m} | {describe(p)} |" for m, p in chosen.items()]
+    return lines
 
 
 def comparison_paths(out: Path) -> dict[str, Path]:
-    """Where a comparison's outputs live under `out` (see the module doc): parquet (per day),
-    markdown, plot, seeds (per seed) and timing."""
+    """Where a comparison's outputs live under `out` (see the module doc): parquet (per period),
+    markdown, plot, seeds (per seed), timing, paired lifts and the selection runs."""
     return {"parquet": out / "comparison.parquet", "markdown": out / "comparison.md", "plot": out / "auc_by_day.png",
-            "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet"}
+            "seeds": out / "comparison_seeds.parquet", "timing": out / "comparison_timing.parquet",
+            "paired": out / "comparison_paired.parquet", "selection": out / "selection.parquet"}
 
 
 def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, Path]:
@@ -179,8 +251,13 @@ def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, 
     result.days.to_parquet(paths["parquet"], index=False)
     result.per_seed.to_parquet(paths["seeds"], index=False)
     result.timing.to_parquet(paths["timing"], index=False)
+    result.paired.to_parquet(paths["paired"], index=False)
+    if len(result.selection):
+        result.selection.to_parquet(paths["selection"], index=False)
     title = f"Model comparison on {result.snapshot.removeprefix('snapshot: ')}"
-    paths["markdown"].write_text(comparison_markdown(result.days, result.overall, result.timing, baseline, title))
+    paths["markdown"].write_text(warning_banner(result.warnings) + comparison_markdown(
+        result.days, result.overall, result.timing, baseline, title, result.paired, result.protocol,
+        result.selection))
     plot_auc_by_day(result.days.rename(columns={"auc_mean": "auc"}), paths["plot"], spread="auc_std")
     return paths
 
@@ -198,12 +275,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--baseline {args.baseline} is not among --models "
                               f"({', '.join(s.label for s in specs)}); lifts are relative to it")
         base = config_from_args(args)
+        grid = Grid.parse(args.grid if args.grid is not None else DEFAULT_GRID)
         out = Path(base.run.out)
-        result = compare(base, specs, args.seeds, out, args.baseline)
+        result = compare(base, specs, args.seeds, out, args.baseline, grid)
         paths = write_comparison(result, out, args.baseline)
     except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
         print(f"grec compare: error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    for w in result.warnings:
+        print(f"grec compare: WARNING: {w}", file=sys.stderr)
     print(paths["markdown"].read_text())
     print(f"results in {out}")
     return 0

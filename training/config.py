@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from schemas.split import EVAL, TRAIN, VAL
+
 
 class ConfigError(ValueError):
     """A configuration value or combination is invalid; the message names the flag."""
@@ -65,6 +67,14 @@ class LossWeighting(str, enum.Enum):
     FIXED = "fixed"
 
 
+class EvalPeriod(str, enum.Enum):
+    """The cell of the evaluation table (training.metrics)."""
+    AUTO = "auto"      # the finest whose typical cell holds enough rows
+    DAY = "day"
+    WEEK = "week"      # Monday to Sunday
+    MONTH = "month"
+
+
 class DeviceKind(str, enum.Enum):
     AUTO = "auto"
     CPU = "cpu"
@@ -102,8 +112,10 @@ class DataConfig:
     eval_batch_size: int = param(8192, "examples per evaluation batch")
     shuffle_buffer: int = param(65536, "rows mixed by the shuffling buffer (0: no row shuffling)")
     workers: int = param(2, "reader threads: row groups decoded in parallel")
-    train_split: str = param("train", "value of the split partition used for training")
-    eval_split: str = param("eval", "value of the split partition evaluated day by day")
+    train_split: str = param(TRAIN, "value of the split partition used for training")
+    eval_split: str = param(EVAL, "value of the split partition evaluated period by period")
+    val_split: str = param(VAL, "value of the split partition validated after every epoch (early stopping, "
+                                  "model selection); a table without it trains without validation")
     mask_target_edge: bool = param(True, "leave each example's own user-item edge out of its neighbour lists "
                                          "(off: the target-edge leak of training rows stays in)")
 
@@ -137,6 +149,8 @@ class ModelConfig:
     pretrain_l2: float = param(1e-4, "two_stage: L2 weight on the batch's layer-0 embeddings in the BPR loss")
     pretrain_task: Optional[str] = param(None, "two_stage: the label whose positives are BPR's positive pairs "
                                                "(default: the first task)")
+    warm_start: bool = param(False, "e2e_grec: start the ID embeddings from the two-stage LightGCN + BPR "
+                                    "pretraining (--pretrain-*), then train end to end")
 
     @property
     def ssl(self) -> bool:
@@ -162,7 +176,11 @@ class OptimConfig:
 class RunConfig:
     label: Optional[str] = param(None, "the model's name in the metrics table (default: the model name)")
     out: str = param("out", "output folder: metrics.parquet, metrics.md, auc_by_day.png, run.json, checkpoint.pt")
-    epochs: int = param(1, "passes over the training split")
+    epochs: int = param(1, "passes over the training split (at most: see --patience)")
+    patience: int = param(2, "stop after this many epochs without a better validation AUC (0: never early); "
+                             "the best epoch's weights are restored before evaluation")
+    eval_period: EvalPeriod = param(EvalPeriod.AUTO, "cell of the evaluation table: day, week, month, or auto "
+                                                     "(the finest whose typical cell holds 1,000 rows)")
     seed: int = param(0, "seed of weights, shuffling and sampling")
     device: DeviceKind = param(DeviceKind.AUTO, "cpu, cuda, or auto (cuda when available)")
     amp: bool = param(True, "bf16 autocast on CUDA (ignored on CPU)")
@@ -196,6 +214,8 @@ class TrainConfig:
                             ("--log-every", r.log_every)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if r.patience < 0:
+            raise ConfigError(f"--patience must be >= 0, got {r.patience}")
         if m.layers != 1:
             raise ConfigError(f"--layers {m.layers}: gold.examples carries 1-hop neighbour lists only, so the "
                               "sampled encoder has exactly K = 1 layer")
@@ -210,6 +230,8 @@ class TrainConfig:
                             ("--pretrain-epochs", m.pretrain_epochs)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if m.warm_start and m.name is not ModelName.E2E_GREC:
+            raise ConfigError(f"--warm-start applies to e2e_grec only, not {m.name.value}")
         if m.ple_shared_experts < 0:
             raise ConfigError(f"--ple-shared-experts must be >= 0, got {m.ple_shared_experts}")
         if not m.expert_hidden:
@@ -316,6 +338,38 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             else:
                 kwargs.update(type=base, metavar=f.name.upper())
             group.add_argument(*flags, **kwargs)
+
+
+def field_path(name: str) -> tuple[str, str]:
+    """(section, field) of a setting named `section.field` or by its flat flag name (`lr`,
+    `weight-decay`, `model`); ConfigError for an unknown or ambiguous name."""
+    section, _, rest = name.partition(".")
+    if rest:
+        if section in SECTIONS and rest in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            return section, rest
+        raise ConfigError(f"unknown setting {name!r}")
+    flag = "--" + name.replace("_", "-")
+    for path, flat in _flat_flags().items():
+        if flat == flag:
+            return path
+    raise ConfigError(f"unknown setting {name!r} (or one that needs its section: data., model., optim., run.)")
+
+
+def parse_setting(path: tuple[str, str], text: str) -> Any:
+    """A setting's value from text, as its declared type (numbers, booleans, enums, strings)."""
+    hint = typing.get_type_hints(SECTIONS[path[0]])[path[1]]
+    base = _base_type(hint)
+    name = ".".join(path)
+    if base is tuple:
+        raise ConfigError(f"{name} is a list setting: it cannot be searched over")
+    try:
+        if base is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
+        return base(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a valid {getattr(base, '__name__', base)}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

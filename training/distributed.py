@@ -20,6 +20,7 @@ class DistContext:
     local_rank: int
     device: torch.device
     joined: bool = False  # in a process group (launched by torchrun), even of one rank
+    owner: bool = False   # this context created the group, so `shutdown` destroys it
 
     @property
     def enabled(self) -> bool:
@@ -43,9 +44,10 @@ def init_distributed(device: torch.device) -> DistContext:
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
-    if not dist.is_initialized():
+    owner = not dist.is_initialized()
+    if owner:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, joined=True)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, joined=True, owner=owner)
 
 
 def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
@@ -58,7 +60,9 @@ def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
 
 
 def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
+    """Destroy the process group if `ctx` created it. A group the caller set up stays: destroying it
+    and joining again through torchrun's store can hang the next init (two fits in one worker did)."""
+    if ctx.owner and dist.is_initialized():
         dist.destroy_process_group()
 
 

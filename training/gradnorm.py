@@ -32,6 +32,7 @@ class GradNormStep:
 
     losses: torch.Tensor      # L_i
     grad_norms: torch.Tensor  # G_i, with the weights before the update
+    raw_norms: torch.Tensor   # ||∇_W L_i||, unweighted
     targets: torch.Tensor     # G*_i
     grad_loss: torch.Tensor   # L_grad
     weights: torch.Tensor     # after the update and renormalisation
@@ -74,7 +75,8 @@ class GradNorm(nn.Module):
         for loss in losses:
             (g,) = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
             raw_norms.append(g.float().norm() if g is not None else torch.zeros((), device=current.device))
-        norms = self.weights * torch.stack(raw_norms).detach().to(self.weights.device)
+        raw = torch.stack(raw_norms).detach().to(self.weights.device)
+        norms = self.weights * raw
         ratio = current / self.initial_losses.clamp_min(1e-12)
         target = (norms.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
         grad_loss = (norms - target).abs().sum()
@@ -86,4 +88,4 @@ class GradNorm(nn.Module):
         with torch.no_grad():
             self.weights.clamp_(min=MIN_WEIGHT)
             self.weights.mul_(len(self.names) / self.weights.sum())
-        return GradNormStep(current, norms.detach(), target, grad_loss.detach(), self.weights.detach().clone())
+        return GradNormStep(current, norms.detach(), raw, target, grad_loss.detach(), self.weights.detach().clone())

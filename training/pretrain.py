@@ -12,7 +12,11 @@ Kept short on purpose; it exists to show what E2E-GRec replaces (SPEC §8).
   distinct items (a sampled negative can be an unseen positive, as in LightGCN's sampler):
       L = -mean log sigmoid(<Z_u, Z_i> - <Z_u, Z_j>) + l2 · mean(||E_u||^2 + ||E_i||^2 + ||E_j||^2) / 2
   Adam (--pretrain-lr) for --pretrain-epochs passes over the positives in --batch-size batches.
-- Output: Z of every node, (N, id_dim); nodes without a list keep Z_v = E_v / 2.
+- Output: Z of every node, (N, id_dim); nodes without a list keep Z_v = E_v / 2. Also E itself,
+  which E2E-GRec's --warm-start copies into its ID table before training end to end. Rows of E
+  that BPR never trained (a user without a training positive, an item outside the training split)
+  are zeroed: left at their random initialisation they reach the ranker as noise it cannot tell
+  from signal, and on a time split most evaluation users are such cold nodes.
 
 Memory: the lists of all N nodes (N x k longs, like gold.neighbors) and the positive pairs.
 """
@@ -48,6 +52,7 @@ class TrainingGraph:
 @dataclass(frozen=True)
 class Pretrained:
     embeddings: torch.Tensor  # (N, dim) Z of every node, on the CPU
+    ids: torch.Tensor         # (N, dim) the trained layer-0 table E, on the CPU
     epoch_losses: list[float]
     seconds: float
 
@@ -107,6 +112,10 @@ def pretrain_lightgcn_bpr(graph: TrainingGraph, degree: torch.Tensor, *, dim: in
             steps += 1
         losses.append(float(total) / max(steps, 1))
     with torch.no_grad():
+        trained = torch.zeros(n, dtype=torch.bool, device=device)
+        trained[graph.positives.reshape(-1)] = True
+        trained[graph.items] = True
+        emb[~trained] = 0.0
         z = torch.cat([propagate(emb, encoder, graph, part)
                        for part in torch.arange(n, device=device).split(READ_BATCH)]).cpu()
-    return Pretrained(z, losses, time.perf_counter() - start)
+    return Pretrained(z, emb.detach().cpu(), losses, time.perf_counter() - start)

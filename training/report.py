@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -16,17 +16,24 @@ if TYPE_CHECKING:
 
 METRICS_SCHEMA = pa.schema([("model", pa.string()), ("task", pa.string()), ("date", pa.date32()),
                             ("auc", pa.float64()), ("gauc", pa.float64()), ("logloss", pa.float64()),
-                            ("n", pa.int64())])
+                            ("n", pa.int64()), ("users", pa.int64())])
 
 
-def write_metrics(metrics: pd.DataFrame, out_dir: str | os.PathLike, title: str = "") -> dict[str, Path]:
-    """Write the table (Parquet + Markdown) and the AUC-per-day plot; returns their paths."""
+def warning_banner(warnings: Sequence[str]) -> str:
+    """Markdown lines that put each warning above a report, where it cannot be missed."""
+    return "".join(f"> **WARNING:** {w}\n\n" for w in warnings)
+
+
+def write_metrics(metrics: pd.DataFrame, out_dir: str | os.PathLike, title: str = "",
+                  warnings: Sequence[str] = ()) -> dict[str, Path]:
+    """Write the table (Parquet + Markdown, `warnings` above it) and the AUC-per-day plot; returns
+    their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"parquet": out / "metrics.parquet", "markdown": out / "metrics.md", "plot": out / "auc_by_day.png"}
     pq.write_table(pa.Table.from_pandas(metrics[METRIC_COLUMNS], schema=METRICS_SCHEMA, preserve_index=False),
                    paths["parquet"])
-    header = f"# {title}\n\n" if title else ""
+    header = (f"# {title}\n\n" if title else "") + warning_banner(warnings)
     paths["markdown"].write_text(header + to_markdown(metrics))
     plot_auc_by_day(metrics, paths["plot"])
     return paths

@@ -3,6 +3,8 @@
 - macro (MGOE): the pinned gold.macro version (TrainingSnapshots.macro) as lookup tensors.
 - graph_embeddings (two-stage): LightGCN pretrained with BPR on the train split (training.pretrain);
   under DDP every rank pretrains and rank 0's result is broadcast, so all ranks hold the same.
+- warm_start (E2E-GRec with --warm-start): the same pretraining's layer-0 ID table, which the
+  trainer copies into the model's ID embeddings before end-to-end training.
 """
 from __future__ import annotations
 
@@ -29,13 +31,13 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
                      ctx: DistContext, graph: Optional[ResidentGraph] = None) -> tuple[SideInputs, dict]:
     """The side inputs cfg's model needs, and a record of how they were made (for run.json)."""
     needs = required_side_inputs(cfg.model.name)
-    macro, embeddings, record = None, None, {}
+    macro, embeddings, warm, record = None, None, None, {}
     if "macro" in needs:
         if snaps.macro is None:
             raise ConfigError(f"--model {cfg.model.name.value} reads {cfg.data.macro_table}, which was not resolved")
         macro = load_macro_table(snaps.macro, snaps.tasks, nodes.num_nodes,
                                  snaps.examples.configuration.get(DOMAINS_PROPERTY))
-    if "graph_embeddings" in needs:
+    if "graph_embeddings" in needs or cfg.model.warm_start:
         m = cfg.model
         task = m.pretrain_task or snaps.tasks[0]
         if task not in snaps.tasks:
@@ -47,18 +49,25 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
         pre = pretrain_lightgcn_bpr(graph, nodes.degree, dim=m.id_dim, epochs=m.pretrain_epochs, lr=m.pretrain_lr,
                                     l2=m.pretrain_l2, batch_size=cfg.data.batch_size, seed=cfg.run.seed,
                                     device=ctx.device)
-        embeddings = pre.embeddings
-        if ctx.enabled:
-            embeddings = embeddings.to(ctx.device)
-            dist.broadcast(embeddings, src=0)
-            embeddings = embeddings.cpu()
+        embeddings, warm = (_same_on_every_rank(t, ctx) for t in (pre.embeddings, pre.ids))
+        if "graph_embeddings" not in needs:
+            embeddings = None
         record["pretrain"] = {"task": task, "positives": len(graph.positives), "seconds": pre.seconds,
                               "epoch_losses": pre.epoch_losses}
         if ctx.is_main:
             print(f"two-stage pretraining: LightGCN + BPR on {len(graph.positives):,} {task} pairs, "
                   f"{m.pretrain_epochs} epochs in {pre.seconds:.1f} s, loss {pre.epoch_losses[0]:.4f} -> "
                   f"{pre.epoch_losses[-1]:.4f}", flush=True)
-    return SideInputs(macro=macro, graph_embeddings=embeddings), record
+    return SideInputs(macro=macro, graph_embeddings=embeddings, warm_start=warm), record
+
+
+def _same_on_every_rank(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Rank 0's tensor on every rank (each rank pretrains; their results differ in the last bits)."""
+    if not ctx.enabled:
+        return t
+    t = t.to(ctx.device)
+    dist.broadcast(t, src=0)
+    return t.cpu()
 
 
 def side_inputs_from_state(state: Mapping[str, torch.Tensor]) -> SideInputs:

@@ -31,12 +31,12 @@ WARMUP_STEPS = 3
 
 
 class TrainStep:
-    """`step(cols) -> (5,) device tensor [total, L_SSL, L_LTR, w_SSL, w_LTR]` for one batch.
+    """`step(cols) -> (7,) device tensor [total, L_SSL, L_LTR, w_SSL, w_LTR, G_SSL, G_LTR]` for one batch.
 
     Args:
         trained: the model or its DDP wrapper (called on the batch).
         assemble: loader columns -> ExampleBatch.
-        balance: ModelOutput -> (total loss, log row of 4), see training.train.LossBalance.
+        balance: ModelOutput -> (total loss, log row of 6), see training.train.LossBalance.
         optimizers: stepped after backward.
         gates: accumulates expert models' gate weights (device sums, graph-safe).
         amp: bf16 autocast.

@@ -2,8 +2,11 @@
 
 `fit(cfg)` pins the tables, loads gold.neighbors onto the device and the splits' rows once
 (training.data.split_data; docs/trainer.md), and runs each step through training.step (captured
-in a CUDA graph on one GPU). Single-process or under `torchrun` (DDP: one share of every epoch's
-permutation per rank, NCCL on CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
+in a CUDA graph on one GPU). After every epoch it scores the validation split (training.validation),
+stops after --patience epochs without a better score and restores the best epoch's weights; then
+the evaluation split is scored once (`fit(cfg, evaluate=False)` never reads it: model selection).
+Single-process or under `torchrun` (DDP: one share of every epoch's permutation per rank, NCCL on
+CUDA, gloo on CPU). bf16 autocast on CUDA, plain fp32 on CPU. The snapshot versions read are
 printed and stored in run.json and the checkpoint. Expert models' gate utilisation goes to
 gates.parquet and the console (training.gates).
 """
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from schemas.split import MIN_EVAL_ROWS, MIN_EVAL_USERS
 from training.config import DeviceKind, LossWeighting, TrainConfig
 from training.data.loader import TrainingSnapshots, resolve_training_snapshots, split_files
 from training.data.nodes import NodeTable, load_node_table
@@ -37,8 +41,12 @@ from training.models import ModelOutput, RankingModel, build_model, required_sid
 from training.report import write_metrics
 from training.side_inputs import load_side_inputs, side_inputs_from_state
 from training.step import TrainStep, capture_blockers
+from training.validation import CURVE_COLUMNS, EarlyStopping, score, validation_table
 
 LOSS_NAMES = ("ssl", "ltr")
+# train_log.parquet: per step the losses, GradNorm's weights and the unweighted gradient norms of
+# each loss at the last shared layer (what GradNorm balances).
+LOG_COLUMNS = ["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr", "g_ssl", "g_ltr"]
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +72,10 @@ class TrainResult:
     data: Optional[dict] = None  # how the training split was served (SplitData.describe)
     step: Optional[TrainStep] = None  # the step object (benchmarks time its captured graph)
     steady_examples_per_s: float = 0.0  # after the warm-up and capture steps of each epoch
+    validation: Optional[pd.DataFrame] = None  # per epoch and task: validation AUC, log loss (CURVE_COLUMNS)
+    best_epoch: Optional[int] = None   # the epoch whose weights were kept (None: no validation split)
+    best_score: float = float("nan")   # its validation score (mean AUC over tasks)
+    warnings: tuple[str, ...] = ()     # e.g. an evaluation too small to trust
 
     @property
     def captured(self) -> bool:
@@ -104,20 +116,22 @@ class LossBalance:
                          if self.gfae and o.loss_weighting is LossWeighting.GRADNORM else None)
 
     def __call__(self, out: ModelOutput, model: RankingModel, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR]) for one step; GradNorm reads
-        `model.last_shared_layer()`."""
+        """(total loss, log row [L_SSL, L_LTR, w_SSL, w_LTR, G_SSL, G_LTR]) for one step, G the
+        unweighted gradient norms GradNorm balances at `model.last_shared_layer()` (NaN without
+        GradNorm)."""
+        nan = torch.full((), float("nan"), device=out.ltr_loss.device)
         if not self.gfae:
-            nan = torch.full((), float("nan"), device=out.ltr_loss.device)
             w = self.fixed[1]
-            return w * out.ltr_loss, torch.stack([nan, out.ltr_loss.detach(), nan, w])
+            return w * out.ltr_loss, torch.stack([nan, out.ltr_loss.detach(), nan, w, nan, nan])
         losses = [out.ssl_loss, out.ltr_loss]
         if self.gradnorm is None:
             total = self.fixed[0] * losses[0] + self.fixed[1] * losses[1]
-            weights = self.fixed
+            weights, norms = self.fixed, torch.stack([nan, nan])
         else:
             total = self.gradnorm.combine(losses)
-            weights = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g)).weights
-        return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float()])
+            update = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g))
+            weights, norms = update.weights, update.raw_norms
+        return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float(), norms.float()])
 
     def state_dict(self) -> dict:
         if self.gradnorm is None:
@@ -143,18 +157,30 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig, capturable: bool = False
     return opts
 
 
-def fit(cfg: TrainConfig) -> TrainResult:
+def fit(cfg: TrainConfig, evaluate: bool = True) -> TrainResult:
+    """Train (validating every epoch when the table has a validation split), then score the
+    evaluation split unless `evaluate` is False (model selection must not read it: it is not even
+    loaded, and the result's metrics are empty)."""
     cfg.validate()
     if cfg.run.threads is not None:
         torch.set_num_threads(cfg.run.threads)
     ctx = init_distributed(resolve_device(cfg.run.device))
     try:
-        return _fit(cfg, ctx)
+        return _fit(cfg, ctx, evaluate)
     finally:
         shutdown(ctx)
 
 
-def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
+def eval_size_warnings(rows: int, users: int, split: str) -> list[str]:
+    """Why an evaluation of `rows` rows from `users` distinct users is too small to rank models by."""
+    if rows >= MIN_EVAL_ROWS and users >= MIN_EVAL_USERS:
+        return []
+    return [f"the {split} split holds {rows:,} rows from {users:,} users (below {MIN_EVAL_ROWS:,} rows or "
+            f"{MIN_EVAL_USERS} users): its AUCs are too noisy to rank models by; rebuild the lake with a larger "
+            "--eval-fraction"]
+
+
+def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResult:
     device = ctx.device
     if cfg.optim.sparse_embeddings and ctx.enabled and device.type == "cuda":
         raise TrainingError("--sparse-embeddings with DDP needs sparse all-reduce, which NCCL lacks: drop the flag "
@@ -169,13 +195,17 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     graph = (load_resident_graph(snaps.neighbors, neighbors_k(snaps.examples, snaps.neighbors), nodes.degree, device,
                                  cfg.data.workers) if snaps.neighbors is not None else None)
     train_files = split_files(snaps.examples, cfg.data.train_split)
-    eval_files = split_files(snaps.examples, cfg.data.eval_split)
+    val_files = split_files(snaps.examples, cfg.data.val_split, required=False)
     train_data = SplitData.load(cfg, snaps, train_files, graph, device, "train")
-    eval_data = SplitData.load(cfg, snaps, eval_files, graph, device, "eval")
+    val_data = SplitData.load(cfg, snaps, val_files, graph, device, "val") if val_files else None
+    eval_data = (SplitData.load(cfg, snaps, split_files(snaps.examples, cfg.data.eval_split), graph, device, "eval")
+                 if do_eval else None)
     load_s = time.perf_counter() - load_start
     side, side_record = load_side_inputs(cfg, snaps, nodes, train_files, ctx, graph)
     model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings,
                         side).to(device)
+    if cfg.model.warm_start:
+        model.warm_start(side.require("warm_start", "e2e_grec --warm-start").to(device))
     blockers = capture_blockers(device, ctx.enabled, cfg.optim.sparse_embeddings) if cfg.run.cuda_graphs else []
     capture = cfg.run.cuda_graphs and not blockers
     if blockers and ctx.is_main and device.type == "cuda":
@@ -183,7 +213,8 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     balance = LossBalance(cfg, device, capturable=capture)
     optimizers = make_optimizers(model, cfg, capturable=capture)
     out_dir = Path(cfg.run.out)
-    start_epoch = _resume(cfg, out_dir, model, optimizers, balance, snaps) if cfg.run.resume else 0
+    stopper = EarlyStopping(cfg.run.patience)
+    start_epoch = _resume(cfg, out_dir, model, optimizers, balance, stopper, snaps) if cfg.run.resume else 0
     trained: nn.Module = model
     if ctx.enabled:
         trained = wrap_ddp(model, ctx)
@@ -193,6 +224,7 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
                      amp, capture)
     log_parts: list[torch.Tensor] = []
     gate_parts: list[pd.DataFrame] = []
+    curve: list[pd.DataFrame] = []
     examples, steady_examples = 0, 0
     loader_s, steady_s = 0.0, 0.0
     train_start = time.perf_counter()
@@ -214,26 +246,50 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
         steady_s += stats.steady_seconds
         if len(stats.log):
             log_parts.append(torch.cat([torch.full((len(stats.log), 1), float(epoch)), stats.log], dim=1))
+        stop = False
+        if val_data is not None:
+            probs, labels, _, _ = predict_split(model, val_data, ctx, amp)
+            curve.append(validation_table(probs, labels, snaps.tasks, epoch))
+            stop = stopper.update(epoch, score(curve[-1]), model)
+            if ctx.is_main:
+                log.info("epoch %d: validation AUC %.4f (best %.4f, epoch %d)", epoch + 1, score(curve[-1]),
+                         stopper.best_score, stopper.best_epoch + 1)
         if cfg.run.checkpoint and ctx.is_main:
-            save_checkpoint(out_dir, model, optimizers, balance, epoch, cfg, snaps, nodes)
+            save_checkpoint(out_dir, model, optimizers, balance, epoch, cfg, snaps, nodes, stopper)
+        if stop:
+            if ctx.is_main:
+                log.info("early stop after epoch %d: no better validation AUC for %d epochs", epoch + 1,
+                         cfg.run.patience)
+            break
     if device.type == "cuda":
         torch.cuda.synchronize()
     train_s = time.perf_counter() - train_start
-    eval_start = time.perf_counter()
-    probs, labels, users, days = predict_split(model, eval_data, ctx, amp)
+    if stopper.restore(model) and ctx.is_main:
+        log.info("restored epoch %d (validation AUC %.4f)", stopper.best_epoch + 1, stopper.best_score)
     label = cfg.run.label or cfg.model.name.value
-    metrics = (evaluate(probs, labels, users, days, snaps.tasks, label) if ctx.is_main
-               else pd.DataFrame())
+    eval_start = time.perf_counter()
+    warnings: list[str] = []
+    metrics = pd.DataFrame()
+    if eval_data is not None:
+        probs, labels, users, days = predict_split(model, eval_data, ctx, amp)
+        warnings = eval_size_warnings(len(users), int(torch.unique(users).numel()), cfg.data.eval_split)
+        if ctx.is_main:
+            metrics = evaluate(probs, labels, users, days, snaps.tasks, label, period=cfg.run.eval_period)
+            for w in warnings:
+                log.warning("%s", w)
     eval_s = time.perf_counter() - eval_start
-    log_frame = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, 7)),
-                             columns=["epoch", "step", "loss", "l_ssl", "l_ltr", "w_ssl", "w_ltr"])
+    log_frame = pd.DataFrame(torch.cat(log_parts).numpy() if log_parts else np.zeros((0, len(LOG_COLUMNS))),
+                             columns=LOG_COLUMNS)
     gate_log = pd.concat(gate_parts, ignore_index=True) if gate_parts else pd.DataFrame()
     pretrain_s = side_record.get("pretrain", {}).get("seconds", 0.0)
     result = TrainResult(metrics, snaps.describe(), log_frame, gate_log,
                          examples * ctx.world / train_s if train_s else 0.0, train_s, pretrain_s, eval_s, loader_s,
                          str(device), out_dir, model, load_s, train_data.describe(), step,
-                         steady_examples * ctx.world / steady_s if steady_s else 0.0)
-    if ctx.is_main:
+                         steady_examples * ctx.world / steady_s if steady_s else 0.0,
+                         pd.concat(curve, ignore_index=True) if curve else pd.DataFrame(columns=CURVE_COLUMNS),
+                         stopper.best_epoch if stopper.best_state is not None else None, stopper.best_score,
+                         tuple(warnings))
+    if ctx.is_main and do_eval:
         if not gate_log.empty:
             print(summarise(gate_log), flush=True)
         write_results(result, cfg, ctx, label, side_record)
@@ -242,7 +298,7 @@ def _fit(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
 
 @dataclass
 class EpochStats:
-    log: torch.Tensor        # (steps, 6): step, loss, L_SSL, L_LTR, w_SSL, w_LTR (CPU)
+    log: torch.Tensor        # (steps, 8): step, loss, L_SSL, L_LTR, w_SSL, w_LTR, G_SSL, G_LTR (CPU)
     examples: int
     loader_seconds: float
     steady_examples: int = 0       # examples after the warm-up and capture steps
@@ -306,7 +362,7 @@ def train_epoch(step: TrainStep, stream: Iterator[dict[str, torch.Tensor]], cfg:
     if hasattr(stream, "close"):
         stream.close()
     if not rows:
-        return EpochStats(torch.zeros((0, 6)), 0, loader_s)
+        return EpochStats(torch.zeros((0, len(LOG_COLUMNS) - 1)), 0, loader_s)
     values = torch.stack(rows).cpu()
     steps = torch.arange(len(rows), dtype=torch.float32)[:, None]
     return EpochStats(torch.cat([steps, values], dim=1), examples, loader_s, steady, clock.seconds())
@@ -345,8 +401,12 @@ def describe_snapshots(snaps: TrainingSnapshots) -> str:
 
 def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label: str, side_record: dict) -> None:
     out = result.out_dir
-    paths = write_metrics(result.metrics, out, title=f"{label}: {describe_snapshots_from(result.snapshots)}")
+    paths = write_metrics(result.metrics, out, title=f"{label}: {describe_snapshots_from(result.snapshots)}",
+                          warnings=result.warnings)
     result.log.to_parquet(out / "train_log.parquet", index=False)
+    if result.validation is not None and len(result.validation):
+        result.validation.to_parquet(out / "validation.parquet", index=False)
+        paths["validation"] = out / "validation.parquet"
     if not result.gates.empty:
         result.gates.to_parquet(out / "gates.parquet", index=False)
         paths["gates"] = out / "gates.parquet"
@@ -357,6 +417,7 @@ def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label
         "eval_seconds": result.eval_seconds, "loader_wait_seconds": result.loader_seconds,
         "pretrain_seconds": result.pretrain_seconds,
         "final_weights": (result.log[["w_ssl", "w_ltr"]].iloc[-1].tolist() if len(result.log) else None),
+        "best_epoch": result.best_epoch, "best_validation_auc": result.best_score, "warnings": list(result.warnings),
         "outputs": {k: p.name for k, p in paths.items()}, **side_record,
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -369,12 +430,13 @@ def describe_snapshots_from(described: dict) -> str:
 
 def save_checkpoint(out_dir: Path, model: nn.Module, optimizers: Sequence[torch.optim.Optimizer],
                     balance: LossBalance, epoch: int, cfg: TrainConfig, snaps: TrainingSnapshots,
-                    nodes: NodeTable) -> Path:
+                    nodes: NodeTable, stopper: EarlyStopping) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "checkpoint.pt"
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
                 "balance": balance.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                "early_stopping": stopper.state_dict(),
                 "snapshots": snaps.describe(), "node_widths": {"user": nodes.user_width, "item": nodes.item_width}},
                tmp)
     tmp.replace(path)
@@ -382,7 +444,7 @@ def save_checkpoint(out_dir: Path, model: nn.Module, optimizers: Sequence[torch.
 
 
 def _resume(cfg: TrainConfig, out_dir: Path, model: nn.Module, optimizers: Sequence[torch.optim.Optimizer],
-            balance: LossBalance, snaps: TrainingSnapshots) -> int:
+            balance: LossBalance, stopper: EarlyStopping, snaps: TrainingSnapshots) -> int:
     path = out_dir / "checkpoint.pt"
     if not path.exists():
         raise TrainingError(f"--resume: no checkpoint at {path}")
@@ -397,6 +459,8 @@ def _resume(cfg: TrainConfig, out_dir: Path, model: nn.Module, optimizers: Seque
     for opt, s in zip(optimizers, state["optimizers"]):
         opt.load_state_dict(s)
     balance.load_state_dict(state["balance"])
+    if "early_stopping" in state:  # checkpoints written before validation existed carry none
+        stopper.load_state_dict(state["early_stopping"], next(model.parameters()).device)
     return int(state["epoch"]) + 1
 
 

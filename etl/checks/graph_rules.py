@@ -17,7 +17,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.transforms.graph import SWING_EDGE_TYPE, NodeType, edge_type_codes, positive_events
+from etl.transforms.split import SplitCutoffs
 from schemas import Expectation
+from schemas.split import EVAL, TRAIN, VAL
 from schemas.tables import EDGES, GRAPH_STATS, NEIGHBORS, NODES, PAD_TYPE, examples, macro, macro_counts_col
 
 # Relative tolerance for recomputed weights (doubles summed in a different order).
@@ -135,14 +137,16 @@ def neighbor_violations(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame
 
 
 # ---- gold.examples --------------------------------------------------------------------------------
-def example_rules(labels: Sequence[str], k: int, cutoff: date, n_domains: int,
+def example_rules(labels: Sequence[str], k: int, cutoffs: SplitCutoffs, n_domains: int,
                   n_impressions: Optional[int] = None, neighbor_arrays: bool = False) -> list[Expectation]:
     """Rules of gold.examples in the given layout: the neighbour-array rules (and the schema's rules
     on the array and feature columns) only when the rows carry them."""
-    cutoff_day = (cutoff - date(1970, 1, 1)).days
+    val_day, eval_day = ((d - date(1970, 1, 1)).days for d in (cutoffs.val_start, cutoffs.eval_start))
     rules = [*examples(labels, neighbor_arrays).expectations(),
-             rows_rule(f"split = train exactly when day < {cutoff_day} ({cutoff})",
-                       f"(split = 'train') != (day < {cutoff_day})"),
+             rows_rule(f"split = {TRAIN} before day {val_day} ({cutoffs.val_start}), {VAL} before day {eval_day} "
+                       f"({cutoffs.eval_start}), {EVAL} from it on",
+                       f"split != CASE WHEN day < {val_day} THEN '{TRAIN}' WHEN day < {eval_day} THEN '{VAL}' "
+                       f"ELSE '{EVAL}' END"),
              rows_rule(f"domain_id in 0..{n_domains - 1}", f"domain_id >= {n_domains}")]
     for side in ("user", "item") if neighbor_arrays else ():
         rules += [

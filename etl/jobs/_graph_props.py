@@ -1,12 +1,14 @@
 """What the graph-side stages (graph, neighbors, examples, macro) tell each other through Delta table
 properties, and the flags that override them.
 
-- bronze.interactions (set by ingest): grec.labels (comma list), grec.eval_days.
-- gold.edges (set by graph): grec.labels, grec.cutoff (ISO date), grec.eval_days, grec.edge_types
-  (comma list in code order: the code of a type is its position).
+- bronze.interactions (set by ingest): grec.labels (comma list), grec.positive_label.
+- gold.edges (set by graph): grec.labels, grec.cutoff (ISO date: the graph window's end, the first
+  non-training day = the validation start), grec.eval_cutoff (ISO date: the first evaluation day),
+  grec.split (the split policy in words), grec.edge_types (comma list in code order: the code of a
+  type is its position).
 - gold.neighbors (set by neighbors): grec.k, grec.beta, grec.seed, grec.edge_types.
 - gold.examples / gold.macro: grec.labels, grec.cutoff, grec.domains (comma list, code order), ...
-- gold.examples also: grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
+- gold.examples also: grec.eval_cutoff, grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
   "false": slim rows, lists in gold.neighbors).
 """
 from __future__ import annotations
@@ -15,14 +17,14 @@ import argparse
 from datetime import date
 from typing import Optional, Sequence
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from etl.jobs._main import InputError
 from etl.lake import Lake
+from etl.transforms.split import CUTOFF_PROP, SplitCutoffs, SplitPolicy, split_cutoffs
 from schemas.tables import EDGES, NEIGHBORS
 
 INTERACTIONS = "bronze.interactions"
-DEFAULT_EVAL_DAYS = 7   # SPEC §5; ingest records 14 for MovieLens in grec.eval_days
 
 
 def add_labels_argument(parser: argparse.ArgumentParser) -> None:
@@ -69,17 +71,50 @@ def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], version
     return labels
 
 
-def resolve_eval_days(spark: SparkSession, lake: Lake, flag: Optional[int], version: Optional[int] = None) -> int:
-    """--eval-days, else bronze.interactions' grec.eval_days (at `version` when given), else the SPEC default (7)."""
-    if flag is not None:
-        return flag
-    value = _properties(spark, lake, INTERACTIONS, version).get("grec.eval_days")
-    return int(value) if value else DEFAULT_EVAL_DAYS
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train/val/eval split flags (etl.transforms.split.SplitPolicy)."""
+    d = SplitPolicy()
+    g = parser.add_argument_group("time split (train, then val, then eval)")
+    g.add_argument("--eval-fraction", type=float, default=None,
+                   help=f"evaluate the fewest last whole days holding this share of the rows "
+                        f"(default {d.eval_fraction})")
+    g.add_argument("--eval-days", type=int, default=None,
+                   help="evaluate the last N calendar days instead (overrides --eval-fraction)")
+    g.add_argument("--val-fraction", type=float, default=None,
+                   help=f"validate on the fewest whole days before evaluation holding this share of the rows; "
+                        f"0 = no validation period (default {d.val_fraction})")
+    g.add_argument("--val-days", type=int, default=None,
+                   help="validate on the N calendar days before evaluation instead (overrides --val-fraction); "
+                        "0 = no validation period")
+
+
+def split_policy_from_args(args: argparse.Namespace) -> SplitPolicy:
+    given = {"eval_fraction": args.eval_fraction, "eval_days": args.eval_days,
+             "val_fraction": args.val_fraction, "val_days": args.val_days}
+    try:
+        return SplitPolicy(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def resolve_split(interactions: DataFrame, policy: SplitPolicy) -> SplitCutoffs:
+    """split_cutoffs, with the data's problems (empty, too short) as InputError."""
+    try:
+        return split_cutoffs(interactions, policy)
+    except ValueError as e:
+        raise InputError(f"{INTERACTIONS}: {e}") from None
+
+
+def graph_cutoffs(spark: SparkSession, lake: Lake) -> SplitCutoffs:
+    """The split the graph was built with (gold.edges' grec.cutoff and grec.eval_cutoff; a gold.edges
+    written before the three-way split has no grec.eval_cutoff: evaluation then began at grec.cutoff)."""
+    prop(spark, lake, EDGES.name, CUTOFF_PROP)  # names the table when absent
+    return SplitCutoffs.from_properties(_properties(spark, lake, EDGES.name))
 
 
 def graph_cutoff(spark: SparkSession, lake: Lake) -> date:
-    """The first evaluation day the graph was built with (gold.edges' grec.cutoff)."""
-    return date.fromisoformat(prop(spark, lake, EDGES.name, "grec.cutoff"))
+    """The graph window's end: the first non-training day (gold.edges' grec.cutoff)."""
+    return graph_cutoffs(spark, lake).val_start
 
 
 def edge_type_codes_of(spark: SparkSession, lake: Lake) -> dict[str, int]:

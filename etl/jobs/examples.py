@@ -9,8 +9,8 @@ neighbour lists (cut to the recorded k) from the gold.nodes and gold.neighbors v
 read. --neighbor-arrays also copies both nodes' features and lists, padded to k, into every row.
 The table property grec.neighbor_arrays ("true"/"false") records the layout.
 
-The train/eval split uses the graph's cutoff (gold.edges' grec.cutoff), so examples and graph
-always agree on which days are evaluated. The table is written in Parquet row groups of
+The train/val/eval split uses the graph's cutoffs (gold.edges' grec.cutoff and grec.eval_cutoff),
+so examples and graph always agree on which days trained the graph, validate and evaluate. The table is written in Parquet row groups of
 --row-group-mb MiB (Petastorm reads one row group at a time).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import example_rules, example_violations, must_be_empty
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoff, neighbors_k,
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoffs, neighbors_k,
                                    prop, resolve_labels)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
@@ -76,12 +76,13 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
                    layout: ParquetLayout = ParquetLayout(), neighbor_arrays: bool = False) -> StageRecord:
     """Build, check and commit gold.examples. `k` (default: gold.neighbors' k) is the list length:
     the arrays' length with `neighbor_arrays`, else the length the trainer cuts gold.neighbors to."""
-    cutoff, sampled_k = graph_cutoff(spark, lake), neighbors_k(spark, lake)
+    cutoffs, sampled_k = graph_cutoffs(spark, lake), neighbors_k(spark, lake)
     k = sampled_k if k is None else k
     if not 1 <= k <= sampled_k:
         raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
     schema = examples(labels, neighbor_arrays)
-    config = {"labels": labels, "k": k, "cutoff": cutoff.isoformat(), "neighbor_arrays": neighbor_arrays,
+    config = {"labels": labels, "k": k, "cutoff": cutoffs.val_start.isoformat(),
+              "eval_cutoff": cutoffs.eval_start.isoformat(), "neighbor_arrays": neighbor_arrays,
               "row_group_bytes": layout.row_group_bytes, "max_records_per_file": layout.max_records_per_file}
     with parquet_layout(spark, layout), Stage(spark, lake, run_id, STAGE, config) as st:
         interactions = st.read(INTERACTIONS)
@@ -90,12 +91,12 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
         # trainer gathers the lists from, at the version recorded here.
         nodes, neighbors = st.read(NODES), st.read(NEIGHBORS)
         ex = build_examples(interactions, nodes, neighbors,
-                            ExampleParams(labels, cutoff, domains, k=k, neighbor_arrays=neighbor_arrays))
-        ex = st.check(ex, example_rules(labels, k, cutoff, len(domains), n_impressions=interactions.count(),
+                            ExampleParams(labels, cutoffs, domains, k=k, neighbor_arrays=neighbor_arrays))
+        ex = st.check(ex, example_rules(labels, k, cutoffs, len(domains), n_impressions=interactions.count(),
                                         neighbor_arrays=neighbor_arrays), schema)
         for rule, bad in example_violations(ex, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
-        st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), "grec.cutoff": cutoff.isoformat(),
+        st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), **cutoffs.to_properties(),
                                "grec.domains": comma_list(domains, "domains"), "grec.k": str(k),
                                "grec.neighbor_arrays": str(neighbor_arrays).lower(),
                                "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types")})

@@ -1,12 +1,14 @@
 """Graph stage: bronze interactions + side tables + silver.swing_i2i -> gold.nodes, gold.edges,
 gold.graph_stats (SPEC §3).
 
-    spark-submit etl/jobs/graph.py --lake lake [--run-id R] [--labels like,love] [--eval-days 14]
+    spark-submit etl/jobs/graph.py --lake lake [--run-id R] [--labels like,love] [--eval-fraction 0.1]
 
-Only interactions before the cutoff (the first of the last --eval-days days) build edges; the
-cutoff is recorded as gold.edges' property grec.cutoff for the later stages. silver.swing_i2i must
-itself come from pre-cutoff positives (the swing stage's job) or evaluation labels leak through
-the item–item edges.
+The interactions are split by time into train, val and eval (default: the last 10% of rows are
+evaluated, the 10% before validated; see etl.transforms.split). Only training rows (before the
+validation start) build edges, so validation and evaluation rows are equally unseen by the graph.
+The cutoffs are recorded as gold.edges' properties grec.cutoff (validation start = graph window
+end) and grec.eval_cutoff for the later stages. silver.swing_i2i must itself come from training
+positives (the swing stage's job) or held-out labels leak through the item–item edges.
 """
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import edge_rules, edge_violations, graph_stats_rules, must_be_empty, node_rules
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, resolve_eval_days,
-                                   resolve_labels)
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, add_split_arguments, comma_list,
+                                   resolve_labels, resolve_split, split_policy_from_args)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark, has_graphframes_jar
-from etl.stage import Stage
-from etl.transforms.graph import GraphParams, build_graph, edge_type_codes, eval_cutoff
+from etl.stage import Stage, log
+from etl.transforms.graph import GraphParams, build_graph, edge_type_codes
 from etl.transforms.graph_algos import graph_stats
+from etl.transforms.split import SplitPolicy, split_sizes
+from schemas.split import EVAL, MIN_EVAL_ROWS, MIN_EVAL_USERS, SPLITS
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NODES, SWING_I2I, USERS
 
 STAGE = "graph"
@@ -31,25 +35,37 @@ STAGE = "graph"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     add_labels_argument(parser)
-    parser.add_argument("--eval-days", type=int, default=None,
-                        help="evaluated days at the end of the log; earlier days build the graph "
-                             "(default: bronze.interactions' grec.eval_days, else 7)")
+    add_split_arguments(parser)
 
 
-def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], eval_days: int) -> StageRecord:
+def warn_if_eval_too_small(sizes: dict[str, dict[str, int]], policy: SplitPolicy) -> None:
+    """A loud warning when the evaluation is too small to trust (schemas.split)."""
+    rows, users = sizes[EVAL]["rows"], sizes[EVAL]["users"]
+    if rows < MIN_EVAL_ROWS or users < MIN_EVAL_USERS:
+        log(f"WARNING: the evaluation split is too small to trust: {rows:,} rows (want >= {MIN_EVAL_ROWS:,}) "
+            f"from {users:,} users (want >= {MIN_EVAL_USERS}) with {policy.describe()}; "
+            "give a larger --eval-fraction")
+
+
+def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
+                policy: SplitPolicy = SplitPolicy()) -> StageRecord:
     try:
         codes = edge_type_codes(labels)
     except ValueError as e:
         raise InputError(f"graph: {e}") from None
     if has_graphframes_jar() and not spark.sparkContext.getCheckpointDir():
         spark.sparkContext.setCheckpointDir(f"{lake.root}/_checkpoints/{run_id}")
-    with Stage(spark, lake, run_id, STAGE, {"labels": labels, "eval_days": eval_days}) as st:
+    with Stage(spark, lake, run_id, STAGE, {"labels": labels, "split": policy.describe()}) as st:
         interactions = st.read(INTERACTIONS)
-        try:
-            cutoff = eval_cutoff(interactions, eval_days)
-        except ValueError as e:
-            raise InputError(f"{INTERACTIONS}: {e}") from None
+        cutoffs = resolve_split(interactions, policy)
+        cutoff = cutoffs.val_start  # the graph sees training rows only
         st.note("cutoff", cutoff.isoformat())
+        st.note("eval_cutoff", cutoffs.eval_start.isoformat())
+        sizes = split_sizes(interactions, cutoffs)
+        for split in SPLITS:
+            st.note(f"{split}_rows", sizes[split]["rows"])
+            st.note(f"{split}_users", sizes[split]["users"])
+        warn_if_eval_too_small(sizes, policy)
         g = build_graph(interactions, st.read(USERS), st.read(ITEMS), st.read(SWING_I2I),
                         GraphParams(labels=labels, cutoff=cutoff))
         nodes = st.check(g.nodes, node_rules(), NODES)
@@ -57,8 +73,8 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         for rule, bad in edge_violations(edges, nodes, interactions, labels, cutoff).items():
             st.check(bad, must_be_empty(rule), f"{EDGES.name}: {rule}")
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)
-        props = {"grec.labels": comma_list(labels, "labels"), "grec.cutoff": cutoff.isoformat(),
-                 "grec.eval_days": str(eval_days), "grec.edge_types": ",".join(codes)}
+        props = {"grec.labels": comma_list(labels, "labels"), **cutoffs.to_properties(),
+                 "grec.split": policy.describe(), "grec.edge_types": ",".join(codes)}
         st.commit(nodes, NODES, props)
         st.commit(edges, EDGES, props)
         st.commit(stats, GRAPH_STATS, props)
@@ -66,10 +82,10 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
 
 
 def run(args: argparse.Namespace) -> int:
+    policy = split_policy_from_args(args)
     spark = get_spark("grec-graph")
     lake = Lake(args.lake)
-    graph_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels),
-                resolve_eval_days(spark, lake, args.eval_days))
+    graph_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), policy)
     return 0
 
 

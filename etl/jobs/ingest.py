@@ -83,8 +83,7 @@ def ingest(spark: SparkSession, lake: Lake, run_id: str, src: SourceData,
         items = st.check(complete_items(src.items, good), [*ITEMS.expectations(), fixed_width(ITEMS)], ITEMS)
         st.commit(good, rules.schema, properties={
             "grec.labels": ",".join(src.labels), "grec.positive_label": src.positive_label,
-            "grec.numeric": ",".join(src.numeric), "grec.eval_days": str(src.eval_days),
-            "grec.source": src.name})
+            "grec.numeric": ",".join(src.numeric), "grec.source": src.name})
         st.commit(users, USERS, properties={"grec.feature_names": ",".join(src.user_feature_names)})
         st.commit(items, ITEMS, properties={"grec.feature_names": ",".join(src.item_feature_names)})
         st.commit(quarantine_rows(flagged, run_id), QUARANTINE, replace_where=f"run_id = '{run_id}'")

@@ -3,7 +3,8 @@ user clusters (KMeans on domain profiles), item domains, per-task 1st- and 2nd-o
 
     spark-submit etl/jobs/macro.py --lake lake [--run-id R] [--clusters 20] [--seed 0] [--labels like,love]
 
-Counts use pre-cutoff rows only, with the graph's cutoff (gold.edges' grec.cutoff).
+Counts use training rows only: those before the graph's cutoff (gold.edges' grec.cutoff, the
+validation start), so neither validation nor evaluation labels reach the macro graph.
 """
 from __future__ import annotations
 

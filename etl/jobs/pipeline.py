@@ -1,7 +1,7 @@
 """The whole ETL under one run id: ingest -> swing -> graph -> neighbors -> examples -> macro.
 
     spark-submit etl/jobs/pipeline.py --lake lake --source movielens-100k
-    grec etl run --lake lake --source synthetic --rows 1000000 --eval-days 7
+    grec etl run --lake lake --source synthetic --rows 1000000 --eval-fraction 0.1 --val-fraction 0.1
 
 Every stage checks its outputs before it commits them; the first stage that fails stops the run
 (exit code 2, report path printed) and every table keeps its previous version. Re-running the same
@@ -18,7 +18,8 @@ from typing import Callable, Optional
 
 from pyspark.sql import SparkSession
 
-from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days, resolve_labels
+from etl.jobs._graph_props import (INTERACTIONS, add_split_arguments, resolve_labels, resolve_split,
+                                   split_policy_from_args)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.jobs.examples import add_neighbor_arrays_argument, examples_stage
 from etl.jobs.graph import graph_stage
@@ -30,9 +31,9 @@ from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.sources import SourceData, add_source_arguments, load_source_from_args
 from etl.stage import log
-from etl.transforms.graph import eval_cutoff
 from etl.transforms.macro import MacroParams
 from etl.transforms.neighbors import NeighborParams
+from etl.transforms.split import SplitPolicy
 
 STAGES = ("ingest", "swing", "graph", "neighbors", "examples", "macro")
 
@@ -42,7 +43,8 @@ class PipelineConfig:
     """Parameters of the stages after ingest (each stage's own defaults unless given).
 
     Args:
-        eval_days: evaluated days at the end of the log (default: the source's, e.g. 14 for MovieLens).
+        split: the train/val/eval time split (default: the last 10% of rows evaluated, the 10%
+            before validated, the graph built from the rest).
         k / beta / seed: neighbour sampling (SPEC §4).
         clusters: KMeans k for MGOE's user macro nodes.
         ingest: ingest thresholds.
@@ -51,7 +53,7 @@ class PipelineConfig:
             (default False: slim rows; the trainer reads the lists from gold.neighbors).
     """
 
-    eval_days: Optional[int] = None
+    split: SplitPolicy = SplitPolicy()
     k: int = NeighborParams.k
     beta: float = NeighborParams.beta
     seed: int = NeighborParams.seed
@@ -79,15 +81,12 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
     # this run's own bronze version when it ingested one: a concurrent run may have replaced it since
     own = RunManifest(lake).own_version(spark, run_id, INTERACTIONS)
     labels = resolve_labels(spark, lake, None, version=own)
-    eval_days = resolve_eval_days(spark, lake, config.eval_days, version=own)
     positive = lake.properties(spark, INTERACTIONS, own).get("grec.positive_label", labels[0])
-    try:
-        cutoff = eval_cutoff(lake.read(spark, INTERACTIONS, version=own), eval_days)
-    except ValueError as e:
-        raise InputError(f"{INTERACTIONS}: {e}") from None
+    # Swing sees training positives only: the validation start is the graph window's end.
+    cutoff = resolve_split(lake.read(spark, INTERACTIONS, version=own), config.split).val_start
     step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff,
                                       partitions=config.swing_partitions))
-    step("graph", lambda: graph_stage(spark, lake, run_id, labels, eval_days))
+    step("graph", lambda: graph_stage(spark, lake, run_id, labels, config.split))
     step("neighbors", lambda: neighbors_stage(spark, lake, run_id,
                                               NeighborParams(k=config.k, beta=config.beta, seed=config.seed)))
     step("examples", lambda: examples_stage(spark, lake, run_id, labels, None,
@@ -111,8 +110,6 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     d = PipelineConfig()
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma list of stages to run, in pipeline order (default: all: {','.join(STAGES)})")
-    parser.add_argument("--eval-days", type=int, default=None,
-                        help="evaluated days at the end of the log (default: the source's)")
     parser.add_argument("--k", type=int, default=d.k, help=f"neighbours per node (default {d.k})")
     parser.add_argument("--beta", type=float, default=d.beta, help=f"sampling exponent, p ∝ w^beta (default {d.beta})")
     parser.add_argument("--graph-seed", type=int, default=d.seed,
@@ -120,6 +117,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=int, default=d.clusters, help=f"MGOE user clusters (default {d.clusters})")
     parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction)
     add_neighbor_arrays_argument(parser)
+    add_split_arguments(parser)
     add_swing_param_arguments(parser)
 
 
@@ -135,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[st
     if unknown:
         raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
     stages = tuple(s for s in STAGES if s in stages)
-    return PipelineConfig(args.eval_days, args.k, args.beta, args.graph_seed, args.clusters,
+    return PipelineConfig(split_policy_from_args(args), args.k, args.beta, args.graph_seed, args.clusters,
                           IngestConfig(args.max_quarantine_fraction), args.swing_partitions,
                           args.neighbor_arrays), stages
 
@@ -143,6 +141,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[st
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     config, stages = config_from_args(args)
+    swing_params = swing_params_from_args(args)  # every flag is checked before the first write
     spark = get_spark("grec-pipeline")
     lake = Lake(args.lake)
     if "ingest" in stages and not args.source:
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     src = load_source_from_args(spark, args) if "ingest" in stages else None
     if src is not None:
         log(f"data: {src.description}")
-    records = run_pipeline(spark, lake, args.run_id, src, swing_params_from_args(args), config, stages)
+    records = run_pipeline(spark, lake, args.run_id, src, swing_params, config, stages)
     print(summary(records, lake), file=sys.stderr)
     log(f"pipeline done in {time.perf_counter() - t0:.1f} s")
     return 0

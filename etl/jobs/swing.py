@@ -1,6 +1,6 @@
 """Swing stage: positive interactions -> item–item weights (SPEC §2), in two modes, one code path.
 
-Pipeline stage (bronze positives before the graph cutoff -> silver.swing_i2i, behind checks):
+Pipeline stage (bronze training positives, before the validation start -> silver.swing_i2i, behind checks):
 
     spark-submit etl/jobs/swing.py --lake lake [--run-id R] [--positive-label like] [--cutoff 1998-04-09]
 
@@ -21,12 +21,11 @@ from pyspark.sql.utils import AnalysisException
 
 from etl.checks.graph_rules import must_be_empty, rows_rule
 from etl.checks.report import ExpectationOutcome
-from etl.jobs._graph_props import INTERACTIONS, resolve_eval_days
+from etl.jobs._graph_props import INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
-from etl.transforms.graph import eval_cutoff
 from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
 from schemas import Expectation
 from schemas.tables import ITEMS, SWING_I2I
@@ -141,9 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage.add_argument("--positive-label", default=None,
                        help="label defining a positive (default: bronze.interactions' grec.positive_label)")
     stage.add_argument("--cutoff", type=date.fromisoformat, default=None,
-                       help="only positives before this date (YYYY-MM-DD); default: the graph cutoff from "
-                            "--eval-days, so no evaluation label leaks into the item-item edges")
-    stage.add_argument("--eval-days", type=int, default=None, help="evaluated days (default: the table's)")
+                       help="only positives before this date (YYYY-MM-DD); default: the validation start "
+                            "the split flags give, so no held-out label leaks into the item-item edges")
+    add_split_arguments(parser)
     alone = parser.add_argument_group("standalone (--input ... --output ...)")
     alone.add_argument("--input", help="input file or folder (CSV, Parquet or a Delta table)")
     alone.add_argument("--format", choices=["csv", "parquet", "delta"], default="parquet", help="input format")
@@ -182,6 +181,7 @@ def run_standalone(spark: SparkSession, args: argparse.Namespace, params: SwingP
 
 def run(args: argparse.Namespace) -> int:
     params = swing_params_from_args(args)
+    policy = split_policy_from_args(args)
     if args.input or args.output:
         if not (args.input and args.output):
             raise InputError("standalone mode needs both --input and --output")
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     label = args.positive_label or props.get("grec.positive_label")
     if not label:
         raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
-    cutoff = args.cutoff or eval_cutoff(lake.read(spark, INTERACTIONS), resolve_eval_days(spark, lake, args.eval_days))
+    cutoff = args.cutoff or resolve_split(lake.read(spark, INTERACTIONS), policy).val_start
     swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff,
                 partitions=args.swing_partitions)
     return 0

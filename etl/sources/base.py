@@ -62,7 +62,6 @@ class SourceData:
         users: user_id (string), features (array<float>, fixed length), or None.
         items: item_id (string), domain (string), features (array<float>, fixed length), or None.
         user_feature_names / item_feature_names: the names of the features arrays' slots.
-        eval_days: default evaluation tail for this data (SPEC §5).
     """
 
     name: str
@@ -76,7 +75,6 @@ class SourceData:
     items: Optional[DataFrame] = None
     user_feature_names: list[str] = field(default_factory=list)
     item_feature_names: list[str] = field(default_factory=list)
-    eval_days: int = 7
 
     def __post_init__(self) -> None:
         if not self.labels:

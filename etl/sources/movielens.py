@@ -208,4 +208,4 @@ def load(spark: SparkSession, opts: MovieLensOptions) -> SourceData:
         name=NAME, description=f"real MovieLens-100K (GroupLens) from {folder}",
         interactions=interactions_table(ratings, items), labels=["like", "love"], positive_label="like",
         numeric=["rating"], ts_unit=TsUnit.SECONDS, users=users, items=items,
-        user_feature_names=list(USER_FEATURES), item_feature_names=list(ITEM_FEATURES), eval_days=14)
+        user_feature_names=list(USER_FEATURES), item_feature_names=list(ITEM_FEATURES))

@@ -2,7 +2,7 @@
 Petastorm can stream.
 
     domains = domain_vocabulary(interactions, items)
-    ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoff, domains, k=100))
+    ex = build_examples(interactions, nodes, neighbors, ExampleParams(labels, cutoffs, domains, k=100))
 
 By default rows are slim: node ids, day, split, domain and labels only; the trainer gathers node
 features and neighbour lists from gold.nodes and gold.neighbors (cut to k) itself. With
@@ -11,8 +11,8 @@ k (schemas.tables.examples(labels, neighbor_arrays=True)).
 
 `domain_id` codes the impression's `domain` column (the item's domain or the scenario it was shown
 in, SPEC §1) by its position in the sorted vocabulary; jobs record the vocabulary as the table
-property `grec.domains`. `split` is "train" before the cutoff (the first evaluation day) and "eval"
-from it on.
+property `grec.domains`. `split` is "train", "val" or "eval" by the row's date
+(etl.transforms.split.split_column with the graph's cutoffs).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl.transforms.graph import NodeType
+from etl.transforms.split import SplitCutoffs, split_column
 from schemas.tables import PAD_NODE, PAD_TYPE, examples
 
 
@@ -64,7 +65,7 @@ def domain_code(domains: Sequence[str], col: str = "domain") -> Column:
 class ExampleParams:
     """Args:
         labels: task label columns, copied to each example.
-        cutoff: first evaluation day (etl.transforms.graph.eval_cutoff).
+        cutoffs: the validation and evaluation starts (etl.transforms.split.split_cutoffs).
         domains: domain vocabulary, sorted (domain_vocabulary); a domain's code is its position.
         k: neighbour list length; lists are cut to k and padded to k. Must not exceed the k the
             neighbour lists were sampled with (the first k of a sample by descending key are a
@@ -74,7 +75,7 @@ class ExampleParams:
     """
 
     labels: Sequence[str]
-    cutoff: date
+    cutoffs: SplitCutoffs
     domains: Sequence[str]
     k: int = 100
     neighbor_arrays: bool = False
@@ -129,6 +130,6 @@ def build_examples(interactions: DataFrame, nodes: DataFrame, neighbors: DataFra
     return rows.select(
         "user_node", "item_node",
         F.datediff(F.col("date"), F.lit(date(1970, 1, 1))).cast("int").alias("day"),
-        F.when(F.col("date") < F.lit(params.cutoff), "train").otherwise("eval").alias("split"),
+        split_column(params.cutoffs).alias("split"),
         domain_code(params.domains).cast("int").alias("domain_id"),
         *(c for c in schema.names if c not in {"user_node", "item_node", "day", "split", "domain_id"}))

@@ -1,14 +1,15 @@
 """The cross-domain heterogeneous graph (SPEC §3): dense node ids, typed user–item edges, Swing
 item–item edges, and each node's degree.
 
-    cutoff = eval_cutoff(interactions, eval_days=14)
+    cutoff = split_cutoffs(interactions, SplitPolicy()).val_start   # etl.transforms.split
     index = index_nodes(interactions, users, items)               # node ids, types, domains, features
     edges = build_edges(interactions, swing_i2i, index, GraphParams(labels=["like", "love"], cutoff=cutoff))
     nodes = build_nodes(index, edges)                              # + degree
 
 Node ids: users first (0..U-1, ascending raw id), then items (U..U+I-1, ascending raw id). Every user
 and item that appears in the interactions (any date) or in a side table is a node, so evaluation
-examples always resolve to node ids; a node without pre-cutoff edges has degree 0.
+examples always resolve to node ids; a node without pre-cutoff edges has degree 0. The cutoff is
+the first non-training day (the validation start): validation and evaluation rows build no edge.
 
 Edges are directed; every user–item relation is stored in both directions. Swing edges are taken as
 stored in silver.swing_i2i (one row = one directed edge item -> neighbour; Swing stores both
@@ -19,7 +20,7 @@ of incident relations, and is exactly the population the neighbour sampler draws
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import Enum
 from typing import Sequence
 
@@ -49,26 +50,12 @@ def edge_type_codes(labels: Sequence[str]) -> dict[str, int]:
     return {**{t: i for i, t in enumerate(labels)}, SWING_EDGE_TYPE: len(labels)}
 
 
-def eval_cutoff(interactions: DataFrame, eval_days: int) -> date:
-    """The first evaluation day: max(date) - eval_days + 1 (the last `eval_days` calendar days are
-    evaluated; every earlier day trains and builds the graph)."""
-    if eval_days < 1:
-        raise ValueError(f"eval_days must be >= 1, got {eval_days}")
-    first, last = interactions.agg(F.min("date"), F.max("date")).first()
-    if last is None:
-        raise ValueError("interactions are empty: no date to place the evaluation cutoff on")
-    cutoff = last - timedelta(days=eval_days - 1)
-    if cutoff <= first:
-        raise ValueError(f"eval_days={eval_days} leaves no training day: interactions span {first}..{last}, "
-                         f"the cutoff would be {cutoff}")
-    return cutoff
-
-
 @dataclass(frozen=True)
 class GraphParams:
     """Args:
         labels: task labels; each gives one explicit user–item edge type, named after it.
-        cutoff: first evaluation day; only interactions with date < cutoff build edges.
+        cutoff: first non-training day (the validation start); only interactions with date < cutoff
+            build edges.
     """
 
     labels: Sequence[str]

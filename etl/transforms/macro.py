@@ -35,7 +35,7 @@ from schemas.tables import macro, macro_counts_col
 class MacroParams:
     """Args:
         labels: tasks; one count array per task.
-        cutoff: first evaluation day; only earlier rows are counted.
+        cutoff: first non-training day (the validation start); only earlier rows are counted.
         domains: sorted domain vocabulary (etl.transforms.examples.domain_vocabulary).
         n_clusters: KMeans k for user macro nodes (MGOE: 20). KMeans returns fewer clusters when
             there are fewer distinct profiles; MacroFeatures.n_clusters is the number it found.

@@ -75,9 +75,11 @@ def resolve_training_snapshots(cfg: DataConfig, with_macro: bool = False,
                              arrays, neighbors, neighbors_pinned_by)
 
 
-def split_files(snapshot: Snapshot, split: str) -> list[DataFile]:
+def split_files(snapshot: Snapshot, split: str, required: bool = True) -> list[DataFile]:
+    """The files of one split; SnapshotError naming the splits there are when it has none, unless
+    not `required` (an optional split such as validation: then [])."""
     files = snapshot.files_where(split=split)
-    if not files:
+    if not files and required:
         have = sorted({f.partition.get("split") for f in snapshot.files}, key=str)
         raise SnapshotError(f"{snapshot.table} v{snapshot.version} has no rows with split={split!r} (splits: {have})")
     return files

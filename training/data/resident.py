@@ -240,7 +240,8 @@ def choose_residency(requested: Residency, nbytes: int, device: torch.device) ->
 
 
 def planned_bytes(files: Sequence[DataFile], columns: Sequence[str]) -> int:
-    """Decoded size of `columns` over `files`, from the Parquet footers (scalar columns: 8 bytes at most)."""
+    """An upper bound of the decoded size of scalar `columns` over `files`: 8 bytes a value, row counts
+    from the snapshot (resident rows are always the slim, scalar columns)."""
     rows = sum(f.rows for f in files)
     return rows * 8 * len(columns)
 

@@ -35,6 +35,7 @@ class SideInputs:
 
     macro: Optional[MacroTable] = None                 # pinned gold.macro as lookup tensors (MGOE)
     graph_embeddings: Optional[torch.Tensor] = None    # (N, d) frozen pretrained LightGCN output (two-stage)
+    warm_start: Optional[torch.Tensor] = None          # (N, id_dim) pretrained ID table (E2E-GRec --warm-start)
 
     def require(self, name: str, model: str) -> object:
         value = getattr(self, name)

@@ -46,5 +46,13 @@ class E2EGRec(LTR):
         ssl = gfae_loss(torch.cat([z_u, z_i]), torch.cat([x_u, x_i])) if self.gfae else None
         return ModelOutput(logits, self.towers.loss(logits, batch.labels), ssl)
 
+    def warm_start(self, ids: torch.Tensor) -> None:
+        """Start the ID table from a pretrained one (the two-stage model's BPR-trained E): the way a
+        team moves from two-stage to end to end, keeping what stage 1 learned."""
+        if ids.shape != self.node_input.ids.weight.shape:
+            raise ValueError(f"warm-start table {tuple(ids.shape)} != ID table {tuple(self.node_input.ids.weight.shape)}")
+        with torch.no_grad():
+            self.node_input.ids.weight.copy_(ids)
+
     def last_shared_layer(self) -> nn.Parameter:
         return self.encoder.last_shared_layer(self.node_input)
