@@ -80,7 +80,7 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
         step("ingest", lambda: ingest(spark, lake, run_id, src, config.ingest))
     # this run's own bronze version when it ingested one: a concurrent run may have replaced it since
     own = RunManifest(lake).own_version(spark, run_id, INTERACTIONS)
-    labels = resolve_labels(spark, lake, None, version=own)
+    labels = resolve_labels(spark, lake, None, run_id)
     positive = lake.properties(spark, INTERACTIONS, own).get("grec.positive_label", labels[0])
     # Swing sees training positives only: the validation start is the graph window's end.
     cutoff = resolve_split(lake.read(spark, INTERACTIONS, version=own), config.split).val_start

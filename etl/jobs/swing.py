@@ -21,9 +21,10 @@ from pyspark.sql.utils import AnalysisException
 
 from etl.checks.graph_rules import must_be_empty, rows_rule
 from etl.checks.report import ExpectationOutcome
-from etl.jobs._graph_props import INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args
+from etl.jobs._graph_props import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
+                                   table_properties)
 from etl.jobs._main import InputError, add_common_arguments, job_main
-from etl.lake import Lake, StageRecord
+from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
 from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
@@ -190,11 +191,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --lake (pipeline stage) or --input and --output (standalone)")
     spark = get_spark("grec-swing")
     lake = Lake(args.lake)
-    props = lake.properties(spark, INTERACTIONS) if lake.exists(spark, INTERACTIONS) else {}
-    label = args.positive_label or props.get("grec.positive_label")
+    label = args.positive_label or table_properties(spark, lake, INTERACTIONS, args.run_id).get(
+        "grec.positive_label")
     if not label:
         raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
-    cutoff = args.cutoff or resolve_split(lake.read(spark, INTERACTIONS), policy).val_start
+    # the version the stage will read: this run's own when it ingested one
+    own = RunManifest(lake).own_version(spark, args.run_id, INTERACTIONS)
+    cutoff = args.cutoff or resolve_split(lake.read(spark, INTERACTIONS, version=own), policy).val_start
     swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff,
                 partitions=args.swing_partitions)
     return 0
