@@ -43,6 +43,8 @@ from etl.transforms.split import SplitPolicy, split_cutoffs  # noqa: E402
 from etl.transforms.swing import swing  # noqa: E402
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NEIGHBORS, NODES, SWING_I2I, USERS  # noqa: E402
 
+RUN = "bench"  # the run id of every stage here; property reads pin to its versions
+
 
 def timed(label: str, fn: Callable[[], object]) -> object:
     t0 = time.perf_counter()
@@ -57,18 +59,18 @@ def noop(df: DataFrame) -> None:
 
 def fill_lake(spark: SparkSession, lake: Lake, source: str) -> None:
     src = load_source(spark, source)
-    ingest(spark, lake, "bench", src)
-    labels = resolve_labels(spark, lake, None)
+    ingest(spark, lake, RUN, src)
+    labels = resolve_labels(spark, lake, None, RUN)
     interactions = lake.read(spark, INTERACTIONS)
     cutoff = split_cutoffs(interactions, SplitPolicy()).val_start
     positive = lake.properties(spark, INTERACTIONS).get("grec.positive_label", labels[0])
     pos = interactions.where((F.col("date") < F.lit(cutoff)) & (F.col(positive) == 1))
-    lake.write(swing(pos), SWING_I2I, run_id="bench", stage="swing")
+    lake.write(swing(pos), SWING_I2I, run_id=RUN, stage="swing")
 
 
 def transforms_only(spark: SparkSession, lake: Lake, k: int) -> None:
     """The pure transforms, each forced with a noop write (no checks, no Delta writes)."""
-    labels = resolve_labels(spark, lake, None)
+    labels = resolve_labels(spark, lake, None, RUN)
     interactions = lake.read(spark, INTERACTIONS).cache()
     cutoffs = split_cutoffs(interactions, SplitPolicy())
     cutoff = cutoffs.val_start
@@ -89,7 +91,7 @@ def transforms_only(spark: SparkSession, lake: Lake, k: int) -> None:
 
 def figures(spark: SparkSession, lake: Lake) -> None:
     stats = {(r["metric"], r["dimension"], r["group"]): r["value"] for r in lake.read(spark, GRAPH_STATS).collect()}
-    print(f"\ncutoff {graph_cutoff(spark, lake)}; "
+    print(f"\ncutoff {graph_cutoff(spark, lake, RUN)}; "
           + ", ".join(f"{g}: {stats[('nodes', 'node_type', g)]:.0f}" for g in ("user", "item")) + " nodes")
     for (metric, dim, group), v in sorted(stats.items()):
         if dim in ("all", "edge_type") and metric in ("edges", "degree_mean", "degree_p50", "degree_p99", "degree_max",
@@ -118,11 +120,11 @@ def main() -> None:
     print("transforms alone:")
     transforms_only(spark, lake, args.k)
     print("stages (transform + checks + Delta commit):")
-    labels = resolve_labels(spark, lake, None)
-    timed("graph", lambda: graph_stage(spark, lake, "bench", labels))
-    timed("neighbors", lambda: neighbors_stage(spark, lake, "bench", NeighborParams(k=args.k)))
-    timed("examples", lambda: examples_stage(spark, lake, "bench", labels, None))
-    timed("macro", lambda: macro_stage(spark, lake, "bench", labels, MacroParams.n_clusters, MacroParams.seed))
+    labels = resolve_labels(spark, lake, None, RUN)
+    timed("graph", lambda: graph_stage(spark, lake, RUN, labels))
+    timed("neighbors", lambda: neighbors_stage(spark, lake, RUN, NeighborParams(k=args.k)))
+    timed("examples", lambda: examples_stage(spark, lake, RUN, labels, None))
+    timed("macro", lambda: macro_stage(spark, lake, RUN, labels, MacroParams.n_clusters, MacroParams.seed))
     figures(spark, lake)
     print(f"\nlake: {lake.root}")
 

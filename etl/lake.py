@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from etl.conflicts import ConcurrentRunError, with_conflict_retry
 from schemas import TableSchema
 from schemas.tables import RUNS
 
@@ -28,11 +33,35 @@ class LakeError(RuntimeError):
     """A lake table or version is missing or unreadable; the message names which."""
 
 
+OWN_COMMIT_LOOKBACK = 200  # newest commits searched for a write's own commit (other runs' land after it)
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@contextmanager
+def _user_metadata(spark: SparkSession, meta: str) -> Iterator[None]:
+    """Commits made inside carry `meta` (JSON naming run and stage) as their userMetadata."""
+    spark.conf.set(USER_METADATA, meta)
+    try:
+        yield
+    finally:
+        spark.conf.unset(USER_METADATA)
+
+
 def normalize_root(root: str) -> str:
     """A bare path becomes an absolute `file:` URI; URIs with a scheme pass through."""
     if urlparse(root).scheme and len(urlparse(root).scheme) > 1:  # a drive letter is no scheme
         return root.rstrip("/")
     return "file://" + os.path.abspath(os.path.expanduser(root))
+
+
+def newest_commit(spark: SparkSession, path: str) -> dict:
+    """The table's newest commit as {version, operation, userMetadata (parsed)}, for messages."""
+    last = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "userMetadata").first()
+    try:
+        meta = json.loads(last["userMetadata"] or "{}")
+    except ValueError:
+        meta = {}
+    return {"version": last["version"], "operation": last["operation"], "userMetadata": meta}
 
 
 @dataclass(frozen=True)
@@ -103,37 +132,56 @@ class Lake:
         if wrong:
             raise LakeError(f"{stage}: cannot write {schema.name}: wrong column types: {', '.join(wrong)}")
         spark = df.sparkSession
-        key = "spark.databricks.delta.commitInfo.userMetadata"
-        spark.conf.set(key, json.dumps({"run_id": run_id, "stage": stage}))
-        try:
-            if replace_where:
-                writer = out.write.format("delta").mode("overwrite").option("replaceWhere", replace_where)
-                if schema.partition_by:
-                    writer = writer.partitionBy(*schema.partition_by)
-                writer.save(self.path(schema))
-            else:
-                writer = out.writeTo(f"delta.`{self.path(schema)}`").using("delta")
-                for k, v in (properties or {}).items():
-                    writer = writer.tableProperty(k, v)
-                if schema.partition_by:
-                    writer = writer.partitionedBy(*(F.col(c) for c in schema.partition_by))
-                writer.createOrReplace()
-        finally:
-            spark.conf.unset(key)
-        last = DeltaTable.forPath(spark, self.path(schema)).history(1).select("version", "operationMetrics").first()
-        rows = (last["operationMetrics"] or {}).get("numOutputRows")
-        # an overwrite that writes no file reports no row metric
-        return TableVersion(schema.name, last["version"], int(rows) if rows is not None else out.count())
+        # a token in the commit's userMetadata finds this commit in the history even when other runs
+        # committed to the table right after it
+        token = uuid.uuid4().hex
+        meta = json.dumps({"run_id": run_id, "stage": stage, "write": token})
 
-    def properties(self, spark: SparkSession, table: str | TableSchema) -> dict[str, str]:
+        def attempt() -> None:
+            with _user_metadata(spark, meta):
+                if replace_where:
+                    writer = out.write.format("delta").mode("overwrite").option("replaceWhere", replace_where)
+                    if schema.partition_by:
+                        writer = writer.partitionBy(*schema.partition_by)
+                    writer.save(self.path(schema))
+                else:
+                    writer = out.writeTo(f"delta.`{self.path(schema)}`").using("delta")
+                    for k, v in (properties or {}).items():
+                        writer = writer.tableProperty(k, v)
+                    if schema.partition_by:
+                        writer = writer.partitionedBy(*(F.col(c) for c in schema.partition_by))
+                    writer.createOrReplace()
+
+        with_conflict_retry(attempt, table=schema.name, run_id=run_id, stage=stage,
+                            latest=lambda: newest_commit(spark, self.path(schema)))
+        mine = (DeltaTable.forPath(spark, self.path(schema)).history(OWN_COMMIT_LOOKBACK)
+                .where(F.get_json_object("userMetadata", "$.write") == token)
+                .select("version", "operationMetrics").first())
+        if mine is None and replace_where and out.isEmpty():
+            # Delta commits nothing for an overwrite that neither adds nor removes a file (no rows of
+            # this run, none before): the run's (zero) rows are those of the current version
+            return TableVersion(schema.name, self.version(spark, schema), 0)
+        if mine is None:
+            raise LakeError(f"{stage}: wrote {schema.name} but its commit is not among the last "
+                            f"{OWN_COMMIT_LOOKBACK} versions of {self.path(schema)}")
+        rows = (mine["operationMetrics"] or {}).get("numOutputRows")
+        # an overwrite that writes no file reports no row metric
+        return TableVersion(schema.name, mine["version"], int(rows) if rows is not None else out.count())
+
+    def properties(self, spark: SparkSession, table: str | TableSchema,
+                   version: Optional[int] = None) -> dict[str, str]:
+        """The table's properties, at `version` when given (a concurrent run may have replaced them since)."""
+        if version is not None:
+            rows = spark.sql(f"SHOW TBLPROPERTIES delta.`{self.path(table)}@v{int(version)}`").collect()
+            return {r["key"]: r["value"] for r in rows}
         detail = DeltaTable.forPath(spark, self.path(table)).detail().select("properties").first()
         return dict(detail[0] or {})
 
     def history(self, spark: SparkSession, table: str | TableSchema) -> DataFrame:
         """The table's Delta commits, newest first: (version, timestamp, operation, run_id, stage, rows).
 
-        run_id and stage come from the commit's userMetadata (set by `write`; null for commits made
-        otherwise, such as the manifest's merges); rows is the commit's numOutputRows, null when the
+        run_id and stage come from the commit's userMetadata (set by `write` and the manifest's
+        upserts; null for commits made otherwise); rows is the commit's numOutputRows, null when the
         operation reports none.
         """
         name = table.name if isinstance(table, TableSchema) else table
@@ -206,21 +254,114 @@ class StageRecord:
         }
 
 
+# The process that runs a stage: the manifest row's message while its status is "running", so that a
+# second process given the same run id can tell the run is taken (and a killed one's row is not).
+PROCESS = f"running in process {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:12]})"
+_PROCESS_RE = re.compile(r"^running in process (\d+) on (\S+) \((\w+)\)$")
+
+
+def _process_alive(owner: str) -> bool:
+    """Whether the process an owner string names still runs; one on another host counts as running."""
+    m = _PROCESS_RE.match(owner or "")
+    if not m:
+        return False  # a running row without an owner: written by an older grec, or a killed one
+    pid, host = int(m.group(1)), m.group(2)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process its parent has not reaped yet (a zombie) runs nothing
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class RunManifest:
-    """The `_runs` Delta table: one row per (run_id, stage), upserted, so re-runs never duplicate."""
+    """The `_runs` Delta table: one row per (run_id, stage), upserted, so re-runs never duplicate.
+
+    A run id runs in one process at a time: `claim` refuses a stage while another live process has a
+    stage of the same run in status running; runs with different ids never wait on each other.
+    """
 
     def __init__(self, lake: Lake):
         self.lake = lake
 
-    def upsert(self, spark: SparkSession, record: StageRecord) -> None:
+    def upsert(self, spark: SparkSession, record: StageRecord, replace_if: Optional[str] = None) -> None:
+        """Insert or replace the (run_id, stage) row; with `replace_if`, replace only where it holds on t."""
         df = spark.createDataFrame([record.row()], RUNS.spark_schema())
         path = self.lake.path(RUNS)
-        if not DeltaTable.isDeltaTable(spark, path):
-            df.write.format("delta").mode("append").save(path)
+
+        def attempt() -> None:
+            with _user_metadata(spark, json.dumps({"run_id": record.run_id, "stage": record.stage})):
+                # checked each attempt: the first append of two runs on a new lake conflicts, and
+                # the retry merges into the table the other created
+                if not DeltaTable.isDeltaTable(spark, path):
+                    df.write.format("delta").mode("append").save(path)
+                    return
+                (DeltaTable.forPath(spark, path).alias("t")
+                 .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage")
+                 .whenMatchedUpdateAll(condition=replace_if).whenNotMatchedInsertAll().execute())
+
+        with_conflict_retry(attempt, table=RUNS.name, run_id=record.run_id, stage=record.stage,
+                            latest=lambda: newest_commit(spark, path))
+
+    def claim(self, spark: SparkSession, record: StageRecord) -> None:
+        """Record `record` as running in this process, or raise ConcurrentRunError when another live
+        process runs a stage of the same run id (checked before and after the upsert, so of two
+        processes that claim at once at most one goes on)."""
+        self._refuse_if_taken(spark, record)
+        record.message = PROCESS
+        stale = [o for o in self._other_owners(spark, record.run_id) if not _process_alive(o)]
+        keep = " OR ".join([f"t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
+                            *(f"t.message = '{o}'" for o in stale if "'" not in o)])
+        self.upsert(spark, record, replace_if=keep)
+        try:
+            self._refuse_if_taken(spark, record)
+        except ConcurrentRunError as e:
+            # give the row up, so the process that goes on does not wait for this one to exit
+            record.status, record.message = "failed", f"refused: {e}"[:2000]
+            record.finished_at = datetime.now(timezone.utc)
+            self.upsert(spark, record, replace_if=f"t.message = '{PROCESS}'")
+            raise
+
+    def _other_owners(self, spark: SparkSession, run_id: str) -> list[str]:
+        if not self.lake.exists(spark, RUNS):
+            return []
+        rows = (self.records(spark, run_id).where((F.col("status") == "running") & (F.col("message") != PROCESS))
+                .select("stage", "message", "started_at").collect())
+        return [r["message"] for r in rows if r["message"]]
+
+    def _refuse_if_taken(self, spark: SparkSession, record: StageRecord) -> None:
+        if not self.lake.exists(spark, RUNS):
             return
-        (DeltaTable.forPath(spark, path).alias("t")
-         .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage")
-         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+        rows = (self.records(spark, record.run_id)
+                .where((F.col("status") == "running") & (F.col("message") != PROCESS)).collect())
+        live = [r for r in rows if _process_alive(r["message"])]
+        if live:
+            r = live[0]
+            raise ConcurrentRunError(
+                f"run {record.run_id} is already running: its stage {r['stage']} started at {r['started_at']} "
+                f"UTC is {r['message'].split(' (')[0]}. A run id runs in one process at a time (runs with "
+                f"different ids may share the lake): wait for that process to finish, or start this one "
+                f"with another --run-id")
+
+    def own_version(self, spark: SparkSession, run_id: str, table: str) -> Optional[int]:
+        """The version of `table` that run `run_id` committed (latest succeeded stage), or None."""
+        if not self.lake.exists(spark, RUNS):
+            return None
+        rows = (self.records(spark, run_id).where(F.col("status") == "succeeded")
+                .orderBy("started_at").select("outputs").collect())
+        found = None
+        for r in rows:
+            for t in json.loads(r["outputs"]):
+                if t["table"] == table:
+                    found = int(t["version"])
+        return found
 
     def records(self, spark: SparkSession, run_id: Optional[str] = None) -> DataFrame:
         if not self.lake.exists(spark, RUNS):

@@ -73,8 +73,12 @@ class Stage:
 
     # ---- inside the block -----------------------------------------------------------------
     def read(self, table: str | TableSchema, version: Optional[int] = None) -> DataFrame:
-        """Read an input table (latest or pinned version) and record the version read."""
+        """Read an input table (pinned, this run's own version, else the latest) and record the version."""
         name = table.name if isinstance(table, TableSchema) else table
+        if version is None:
+            # a table this run wrote is read at the version it wrote, not at a later one that a
+            # concurrent run committed (README, "Concurrent runs")
+            version = self.manifest.own_version(self.spark, self.run_id, name)
         v = self.lake.version(self.spark, table) if version is None else version
         df = self.lake.read(self.spark, table, version=v)
         self.record.inputs.append(TableVersion(name, v))
@@ -115,14 +119,14 @@ class Stage:
     def __enter__(self) -> "Stage":
         self._t0 = time.perf_counter()
         log(f"{self.name}: started (run {self.run_id})")
-        self.manifest.upsert(self.spark, self.record)
+        self.manifest.claim(self.spark, self.record)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc is None and self.report.success:
                 self._write_all()
-                self.record.status = "succeeded"
+                self.record.status, self.record.message = "succeeded", None
             else:
                 self.record.status = "failed"
                 self.record.message = (f"{exc_type.__name__}: {exc}" if exc is not None

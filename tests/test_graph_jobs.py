@@ -115,3 +115,34 @@ def test_graph_side_stages_end_to_end(spark, lake, capsys):
     assert "--val-days" in capsys.readouterr().err
     assert job_main(neighbors_job.add_arguments, neighbors_job.run, bad + ["--k", "0"]) == EXIT_INPUT
     assert {t.name: lake.version(spark, t) for t in (NODES, EDGES, NEIGHBORS)} == versions
+
+
+@pytest.mark.slow
+def test_later_stages_read_properties_at_their_own_runs_versions(spark, lake):
+    """Run r2 rebuilds the graph with another split and k between r1's neighbors and examples stages,
+    as a concurrent run may: r1's examples and macro still take cutoffs and k from r1's own versions."""
+    _bronze(spark, lake)
+
+    def run(job, run_id: str, *flags: str) -> None:
+        assert job_main(job.add_arguments, job.run, ["--lake", lake.root, "--run-id", run_id, *flags]) == EXIT_OK
+
+    run(graph_job, "r1")                                          # default split: val Jan 3, eval Jan 4
+    run(neighbors_job, "r1", "--k", "3")
+    run(graph_job, "r2", "--eval-days", "2", "--val-days", "1")   # val Jan 2, eval Jan 3
+    run(neighbors_job, "r2", "--k", "2")
+    assert (lake.properties(spark, EDGES)["grec.cutoff"], lake.properties(spark, NEIGHBORS)["grec.k"]) \
+        == ("2024-01-02", "2")                                    # the latest versions are r2's
+    run(examples_job, "r1")
+    run(macro_job, "r1", "--clusters", "2")
+
+    ex_props = lake.properties(spark, "gold.examples")
+    assert (ex_props["grec.cutoff"], ex_props["grec.eval_cutoff"], ex_props["grec.k"]) == \
+        ("2024-01-03", "2024-01-04", "3")
+    days = {r["day"]: r["split"] for r in lake.read(spark, "gold.examples").select("day", "split").distinct().collect()}
+    assert days == {19723: "train", 19724: "train", 19725: "val", 19726: "eval"}   # 19723 = 2024-01-01
+    assert lake.properties(spark, "gold.macro")["grec.cutoff"] == "2024-01-03"
+    # and the manifest pins r1's examples to the nodes and neighbour lists r1 wrote
+    pinned = RunManifest(lake).outputs_of(spark, "r1")
+    read = {t["table"]: t["version"] for t in json.loads(
+        RunManifest(lake).records(spark, "r1").where("stage = 'examples'").first()["inputs"])}
+    assert (read[NODES.name], read[NEIGHBORS.name]) == (pinned[NODES.name].version, pinned[NEIGHBORS.name].version)

@@ -31,7 +31,8 @@ def test_delta_write_history_merge_and_time_travel(spark, lake):
     ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
     hist = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
     assert [h.operation for h in hist] == ["CREATE OR REPLACE TABLE AS SELECT", "MERGE"]
-    assert json.loads(hist[0].userMetadata) == {"run_id": "r", "stage": "s"}
+    meta = json.loads(hist[0].userMetadata)  # plus a token that finds the commit among other runs' commits
+    assert (meta["run_id"], meta["stage"]) == ("r", "s") and set(meta) == {"run_id", "stage", "write"}
     assert sorted(tuple(r) for r in lake.read(spark, TOY).collect()) == [(1, 1.0), (2, 20.0), (3, 3.0)]
     assert sorted(tuple(r) for r in lake.read(spark, TOY, version=0).collect()) == [(1, 1.0), (2, 2.0)]
     v0_time = hist[0].timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -156,3 +156,12 @@ def test_bad_options_are_named(spark):
         load_source(spark, "synthetic", rows=10, users=20)
     with pytest.raises(SourceError, match="items >= domains"):
         load_source(spark, "synthetic", rows=10, users=2, items=3, domains=4)
+
+
+def test_users_and_items_default_to_shares_of_rows():
+    # 1M rows keep the former fixed defaults; 20,000 rows give 50 rows a user, not one
+    assert (SyntheticOptions().users, SyntheticOptions().items) == (20_000, 5_000)
+    assert (SyntheticOptions(rows=20_000).users, SyntheticOptions(rows=20_000).items) == (400, 100)
+    tiny = SyntheticOptions(rows=10, domains=3)
+    assert (tiny.users, tiny.items) == (1, 3)  # at least one user, and an item per domain
+    assert SyntheticOptions(rows=20_000, users=7).users == 7  # given values win

@@ -10,6 +10,9 @@ properties, and the flags that override them.
 - gold.examples / gold.macro: grec.labels, grec.cutoff, grec.domains (comma list, code order), ...
 - gold.examples also: grec.eval_cutoff, grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
   "false": slim rows, lists in gold.neighbors).
+
+A stage reads these at the version its own run wrote (table_properties), as it reads the tables
+themselves (etl.stage.Stage.read): a run sharing the lake may have committed a later version since.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Optional, Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 from etl.jobs._main import InputError
-from etl.lake import Lake
+from etl.lake import Lake, RunManifest
 from etl.transforms.split import CUTOFF_PROP, SplitCutoffs, SplitPolicy, split_cutoffs
 from schemas.tables import EDGES, NEIGHBORS
 
@@ -43,23 +46,29 @@ def split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _properties(spark: SparkSession, lake: Lake, table: str) -> dict[str, str]:
+def table_properties(spark: SparkSession, lake: Lake, table: str, run_id: str) -> dict[str, str]:
+    """`table`'s properties at the version run `run_id` wrote, else at the latest: the version the
+    run's stages read (Stage.read), so a concurrent run's later commit cannot change them midway."""
     if not lake.exists(spark, table):
         raise InputError(f"{table} does not exist at {lake.path(table)}: run the stage that writes it first")
-    return lake.properties(spark, table)
+    return lake.properties(spark, table, RunManifest(lake).own_version(spark, run_id, table))
 
 
-def prop(spark: SparkSession, lake: Lake, table: str, key: str) -> str:
-    """A table property; InputError naming the table when absent."""
-    value = _properties(spark, lake, table).get(key)
-    if not value:
+def _required(props: dict[str, str], table: str, key: str) -> str:
+    if not props.get(key):
         raise InputError(f"{table} has no table property {key}: was it written by a grec stage?")
-    return value
+    return props[key]
 
 
-def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str]) -> list[str]:
-    """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels."""
-    table_labels = split_list(_properties(spark, lake, INTERACTIONS).get("grec.labels", ""))
+def prop(spark: SparkSession, lake: Lake, table: str, key: str, run_id: str) -> str:
+    """A table property (at run `run_id`'s version, as table_properties); InputError naming the table when absent."""
+    return _required(table_properties(spark, lake, table, run_id), table, key)
+
+
+def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], run_id: str) -> list[str]:
+    """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels
+    (at run `run_id`'s version, as table_properties)."""
+    table_labels = split_list(table_properties(spark, lake, INTERACTIONS, run_id).get("grec.labels", ""))
     labels = split_list(flag) if flag else table_labels
     if not labels:
         raise InputError(f"{INTERACTIONS} has no grec.labels property: name the task labels with --labels")
@@ -104,21 +113,23 @@ def resolve_split(interactions: DataFrame, policy: SplitPolicy) -> SplitCutoffs:
         raise InputError(f"{INTERACTIONS}: {e}") from None
 
 
-def graph_cutoffs(spark: SparkSession, lake: Lake) -> SplitCutoffs:
-    """The split the graph was built with (gold.edges' grec.cutoff and grec.eval_cutoff; a gold.edges
-    written before the three-way split has no grec.eval_cutoff: evaluation then began at grec.cutoff)."""
-    prop(spark, lake, EDGES.name, CUTOFF_PROP)  # names the table when absent
-    return SplitCutoffs.from_properties(_properties(spark, lake, EDGES.name))
+def graph_cutoffs(spark: SparkSession, lake: Lake, run_id: str) -> SplitCutoffs:
+    """The split the graph was built with (gold.edges' grec.cutoff and grec.eval_cutoff at run
+    `run_id`'s version; a gold.edges written before the three-way split has no grec.eval_cutoff:
+    evaluation then began at grec.cutoff)."""
+    props = table_properties(spark, lake, EDGES.name, run_id)
+    _required(props, EDGES.name, CUTOFF_PROP)
+    return SplitCutoffs.from_properties(props)
 
 
-def graph_cutoff(spark: SparkSession, lake: Lake) -> date:
+def graph_cutoff(spark: SparkSession, lake: Lake, run_id: str) -> date:
     """The graph window's end: the first non-training day (gold.edges' grec.cutoff)."""
-    return graph_cutoffs(spark, lake).val_start
+    return graph_cutoffs(spark, lake, run_id).val_start
 
 
-def edge_type_codes_of(spark: SparkSession, lake: Lake) -> dict[str, int]:
-    return {t: i for i, t in enumerate(split_list(prop(spark, lake, EDGES.name, "grec.edge_types")))}
+def edge_type_codes_of(spark: SparkSession, lake: Lake, run_id: str) -> dict[str, int]:
+    return {t: i for i, t in enumerate(split_list(prop(spark, lake, EDGES.name, "grec.edge_types", run_id)))}
 
 
-def neighbors_k(spark: SparkSession, lake: Lake) -> int:
-    return int(prop(spark, lake, NEIGHBORS.name, "grec.k"))
+def neighbors_k(spark: SparkSession, lake: Lake, run_id: str) -> int:
+    return int(prop(spark, lake, NEIGHBORS.name, "grec.k", run_id))

@@ -1,7 +1,8 @@
 """Shared job shell: common flags, error handling and exit codes for every stage entry point.
 
 Exit codes: 0 success, 1 bad input or setup (message names what is wrong), 2 a quality check
-failed (report path printed), 130 interrupted.
+failed (report path printed), 3 another writer conflicts with the run (the same run id in another
+process, or conflicts that outlasted the retries; the message says what to do), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
+from etl.conflicts import CONFLICTS, ConcurrentRunError, delta_conflict_or_none
 from etl.lake import LakeError
 from etl.session import SparkSetupError
 from etl.sources.base import SourceError
 from etl.stage import StageFailed
 
-EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class InputError(ValueError):
@@ -44,6 +46,12 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except (InputError, SourceError, LakeError, SparkSetupError, FileNotFoundError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except ConcurrentRunError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return EXIT_CONFLICT
+    except CONFLICTS as e:  # a Delta conflict on a write grec does not retry (none known; named if met)
+        print(f"\nerror: {delta_conflict_or_none(e)}", file=sys.stderr)
+        return EXIT_CONFLICT
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

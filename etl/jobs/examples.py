@@ -76,7 +76,7 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
                    layout: ParquetLayout = ParquetLayout(), neighbor_arrays: bool = False) -> StageRecord:
     """Build, check and commit gold.examples. `k` (default: gold.neighbors' k) is the list length:
     the arrays' length with `neighbor_arrays`, else the length the trainer cuts gold.neighbors to."""
-    cutoffs, sampled_k = graph_cutoffs(spark, lake), neighbors_k(spark, lake)
+    cutoffs, sampled_k = graph_cutoffs(spark, lake, run_id), neighbors_k(spark, lake, run_id)
     k = sampled_k if k is None else k
     if not 1 <= k <= sampled_k:
         raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
@@ -99,14 +99,14 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
         st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), **cutoffs.to_properties(),
                                "grec.domains": comma_list(domains, "domains"), "grec.k": str(k),
                                "grec.neighbor_arrays": str(neighbor_arrays).lower(),
-                               "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types")})
+                               "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types", run_id)})
     return st.record
 
 
 def run(args: argparse.Namespace) -> int:
     spark = get_spark("grec-examples")
     lake = Lake(args.lake)
-    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), args.k,
+    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), args.k,
                    ParquetLayout(args.row_group_mb * 2 ** 20, args.max_records_per_file),
                    neighbor_arrays=args.neighbor_arrays)
     return 0

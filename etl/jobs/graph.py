@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     policy = split_policy_from_args(args)
     spark = get_spark("grec-graph")
     lake = Lake(args.lake)
-    graph_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), policy)
+    graph_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), policy)
     return 0
 
 

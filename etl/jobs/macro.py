@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], n_clusters: int,
                 seed: int) -> StageRecord:
-    cutoff = graph_cutoff(spark, lake)
+    cutoff = graph_cutoff(spark, lake, run_id)
     schema = macro(labels)
     config = {"labels": labels, "clusters": n_clusters, "seed": seed, "cutoff": cutoff.isoformat()}
     with Stage(spark, lake, run_id, STAGE, config) as st:
@@ -60,7 +60,8 @@ def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
 def run(args: argparse.Namespace) -> int:
     spark = get_spark("grec-macro")
     lake = Lake(args.lake)
-    macro_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels), args.clusters, args.seed)
+    labels = resolve_labels(spark, lake, args.labels, args.run_id)
+    macro_stage(spark, lake, args.run_id, labels, args.clusters, args.seed)
     return 0
 
 

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: NeighborParams) -> StageRecord:
-    codes = edge_type_codes_of(spark, lake)
+    codes = edge_type_codes_of(spark, lake, run_id)
     config = {"k": params.k, "beta": params.beta, "seed": params.seed, "edge_types": list(codes)}
     with Stage(spark, lake, run_id, STAGE, config) as st:
         nodes, edges = st.read(NODES), st.read(EDGES)

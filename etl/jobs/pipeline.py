@@ -27,7 +27,7 @@ from etl.jobs.ingest import IngestConfig, ingest
 from etl.jobs.macro import macro_stage
 from etl.jobs.neighbors import neighbors_stage
 from etl.jobs.swing import add_swing_param_arguments, swing_params_from_args, swing_stage
-from etl.lake import Lake, StageRecord
+from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.sources import SourceData, add_source_arguments, load_source_from_args
 from etl.stage import log
@@ -78,10 +78,12 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
         if src is None:
             raise InputError("the ingest stage needs a --source")
         step("ingest", lambda: ingest(spark, lake, run_id, src, config.ingest))
-    labels = resolve_labels(spark, lake, None)
-    positive = lake.properties(spark, INTERACTIONS).get("grec.positive_label", labels[0])
+    # this run's own bronze version when it ingested one: a concurrent run may have replaced it since
+    own = RunManifest(lake).own_version(spark, run_id, INTERACTIONS)
+    labels = resolve_labels(spark, lake, None, run_id)
+    positive = lake.properties(spark, INTERACTIONS, own).get("grec.positive_label", labels[0])
     # Swing sees training positives only: the validation start is the graph window's end.
-    cutoff = resolve_split(lake.read(spark, INTERACTIONS), config.split).val_start
+    cutoff = resolve_split(lake.read(spark, INTERACTIONS, version=own), config.split).val_start
     step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff,
                                       partitions=config.swing_partitions))
     step("graph", lambda: graph_stage(spark, lake, run_id, labels, config.split))

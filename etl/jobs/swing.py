@@ -20,12 +20,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
 from etl.checks.graph_rules import must_be_empty, rows_rule
-from etl.jobs._graph_props import INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args
+from etl.checks.report import ExpectationOutcome
+from etl.jobs._graph_props import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
+                                   table_properties)
 from etl.jobs._main import InputError, add_common_arguments, job_main
-from etl.lake import Lake, StageRecord
+from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
-from etl.transforms.swing import SwingParams, SwingPreset, swing, swing_partitions
+from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
 from schemas import Expectation
 from schemas.tables import ITEMS, SWING_I2I
 
@@ -60,6 +62,10 @@ def positives(interactions: DataFrame, positive_label: str, cutoff: Optional[dat
     return pos.where(F.col("date") < F.lit(cutoff)) if cutoff else pos
 
 
+def label_rows(positive_label: str) -> str:
+    return f"positives ({positive_label} = 1) of {INTERACTIONS}"
+
+
 def heavy_stage_partitions(spark: SparkSession, pos: DataFrame, given: Optional[int]) -> int:
     """--swing-partitions when given, else sized from the positives' row count (one count)."""
     if given is not None:
@@ -77,6 +83,11 @@ def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParam
         pos = positives(st.read(INTERACTIONS), positive_label, cutoff)
         out = st.check(swing(pos, params, partitions=heavy_stage_partitions(spark, pos, partitions)),
                        swing_rules(params), SWING_I2I)
+        if out.isEmpty():
+            before = f" before the cutoff {cutoff.isoformat()}" if cutoff else ""
+            st.add_outcome(ExpectationOutcome(
+                table=SWING_I2I.name, expectation="Swing scores at least one item pair", success=False, observed=0,
+                error=f"no item pair from the {label_rows(positive_label)}{before}: {explain_empty(pos, params)}"))
         for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
             st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
         st.commit(out, SWING_I2I, {"grec.positive_label": positive_label,
@@ -180,11 +191,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --lake (pipeline stage) or --input and --output (standalone)")
     spark = get_spark("grec-swing")
     lake = Lake(args.lake)
-    props = lake.properties(spark, INTERACTIONS) if lake.exists(spark, INTERACTIONS) else {}
-    label = args.positive_label or props.get("grec.positive_label")
+    label = args.positive_label or table_properties(spark, lake, INTERACTIONS, args.run_id).get(
+        "grec.positive_label")
     if not label:
         raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
-    cutoff = args.cutoff or resolve_split(lake.read(spark, INTERACTIONS), policy).val_start
+    # the version the stage will read: this run's own when it ingested one
+    own = RunManifest(lake).own_version(spark, args.run_id, INTERACTIONS)
+    cutoff = args.cutoff or resolve_split(lake.read(spark, INTERACTIONS, version=own), policy).val_start
     swing_stage(spark, lake, args.run_id, params, positive_label=label, cutoff=cutoff,
                 partitions=args.swing_partitions)
     return 0

@@ -42,6 +42,9 @@ N_PROJECTIONS = 4  # noisy latent-factor projections exposed as side features
 _WEIGHT_RESOLUTION = 1000  # activity weights become integers, so their prefix sums are exact
 _BLOCK = 4096  # users per block of the two-level prefix sum
 _MASK53 = (1 << 53) - 1
+# default users and items per row: the 1M-row defaults of 20,000 users and 5,000 items as ratios
+ROWS_PER_USER = 50
+ROWS_PER_ITEM = 200
 
 
 class Stream(IntEnum):
@@ -69,8 +72,10 @@ class Stream(IntEnum):
 @dataclass(frozen=True)
 class SyntheticOptions:
     rows: int = option(1_000_000, "--rows", "number of interaction rows (exact)", int)
-    users: int = option(20_000, "--users", "number of users (each gets at least one row)", int)
-    items: int = option(5_000, "--items", "number of items", int)
+    users: Optional[int] = option(None, "--users", f"number of users, each with at least one row "
+                                  f"(default rows / {ROWS_PER_USER}: 20,000 at 1M rows)", int)
+    items: Optional[int] = option(None, "--items", f"number of items (default rows / {ROWS_PER_ITEM}, at least "
+                                  f"--domains: 5,000 at 1M rows)", int)
     domains: int = option(4, "--domains", "number of domains d0..d{D-1}", int)
     days: int = option(30, "--days", "number of days of events", int)
     seed: int = option(0, "--seed", "random seed; the same seed gives the same rows", int)
@@ -89,6 +94,14 @@ class SyntheticOptions:
     pref_min: float = option(0.5, None, "lowest probability that a row is in the user's preferred domain")
     pref_max: float = option(0.9, None, "highest such probability")
     feature_noise: float = option(0.5, None, "std of the noise on the side-feature latent projections")
+
+    def __post_init__(self) -> None:
+        # defaults scale with rows, so a small --rows still gives users several rows each (a fixed
+        # 20,000 users at 20,000 rows left each user one row and Swing no pair of positives)
+        if self.users is None:
+            object.__setattr__(self, "users", max(1, self.rows // ROWS_PER_USER))
+        if self.items is None:
+            object.__setattr__(self, "items", max(self.domains, self.rows // ROWS_PER_ITEM))
 
     def validate(self) -> None:
         checks = [(self.users >= 1, "users >= 1"), (self.items >= 1, "items >= 1"),

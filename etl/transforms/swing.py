@@ -265,6 +265,38 @@ _HEAD_USER_PAIRS_RESULT = T.StructType([
 ])
 
 
+def explain_empty(positives: DataFrame, params: SwingParams = SwingParams(), *,
+                  user_col: str = "user_id", item_col: str = "item_id") -> str:
+    """Why `swing(positives, params)` is empty, in terms of its input (called only when it is).
+
+    Swing scores items i, j by user pairs that both have i and j, so it needs two users kept by the
+    activity filter (step 2) who share two items; the message says which of these is missing.
+    """
+    pairs = positives.where(F.col(user_col).isNotNull() & F.col(item_col).isNotNull()) \
+        .select(user_col, item_col).distinct()
+    per_user = pairs.groupBy(user_col).agg(F.count("*").alias("n"))
+    lo, hi = params.min_user_items, params.max_user_items
+    kept_rule = F.col("n") >= lo if hi is None else F.col("n").between(lo, hi)
+    stats = per_user.agg(F.count("*").alias("users"), F.sum(kept_rule.cast("long")).alias("kept"),
+                         F.max("n").alias("most")).first()
+    users, kept, most = stats["users"], stats["kept"] or 0, stats["most"] or 0
+    need = "Swing needs pairs of users sharing items"
+    if users == 0:
+        return f"there are no positives; {need}"
+    span = f">= {lo}" if hi is None else f"{lo}..{hi}"
+    if kept < 2:
+        who = "none" if kept == 0 else "only 1"
+        return (f"{who} of the {users:,} users with positives has {span} distinct positive items (min_user_items = "
+                f"{lo}; the most any user has is {most}); {need}: give more rows per user (or fewer users), or "
+                f"lower --min-user-items")
+    kept_users = per_user.where(kept_rule).select(user_col)
+    shared = (pairs.join(kept_users, user_col).groupBy(item_col).agg(F.count("*").alias("k"))
+              .where(F.col("k") >= 2).count())
+    return (f"{kept:,} users have {span} distinct positive items, but no two of them share two items "
+            f"({shared:,} items have two or more of them); {need}: give more rows per item (fewer items) "
+            f"or more rows per user")
+
+
 def _pack(high: str, low: str) -> Column:
     return F.shiftleft(F.col(high).cast("long"), _PAIR_SHIFT).bitwiseOR(F.col(low))
 
