@@ -146,7 +146,13 @@ def _start(lake: Lake, run_id: str, out: Path) -> subprocess.Popen:
 def test_two_pipelines_started_together_on_a_new_lake_both_succeed_with_their_own_rows(spark, lake, tmp_path):
     logs = {r: tmp_path / f"{r}.log" for r in SEEDS}
     procs = {r: _start(lake, r, logs[r]) for r in SEEDS}
-    codes = {r: p.wait(timeout=1200) for r, p in procs.items()}
+    try:
+        codes = {r: p.wait(timeout=1200) for r, p in procs.items()}
+    finally:  # a timed-out test must not leave its pipelines writing to the lake behind it
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert codes == {r: 0 for r in SEEDS}, {r: logs[r].read_text()[-3000:] for r in SEEDS}
     for r in SEEDS:
         assert "Traceback" not in logs[r].read_text()

@@ -1,5 +1,5 @@
 """Examples stage: bronze interactions + gold.nodes + gold.neighbors -> gold.examples, one row per
-impression (SPEC §5).
+impression (docs/method.md §Examples).
 
     spark-submit etl/jobs/examples.py --lake lake [--run-id R] [--k 100] [--labels like,love]
                                       [--neighbor-arrays]

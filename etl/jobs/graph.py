@@ -1,5 +1,5 @@
 """Graph stage: bronze interactions + side tables + silver.swing_i2i -> gold.nodes, gold.edges,
-gold.graph_stats (SPEC §3).
+gold.graph_stats (docs/method.md §Graph).
 
     spark-submit etl/jobs/graph.py --lake lake [--run-id R] [--labels like,love] [--eval-fraction 0.1]
 

@@ -1,4 +1,4 @@
-"""Macro stage: bronze interactions + gold.nodes -> gold.macro, MGOE's macro-graph counts (SPEC §7):
+"""Macro stage: bronze interactions + gold.nodes -> gold.macro, MGOE's macro-graph counts (docs/method.md §Macro):
 user clusters (KMeans on domain profiles), item domains, per-task 1st- and 2nd-order counts.
 
     spark-submit etl/jobs/macro.py --lake lake [--run-id R] [--clusters 20] [--seed 0] [--labels like,love]

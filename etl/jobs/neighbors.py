@@ -1,5 +1,5 @@
 """Neighbors stage: gold.nodes + gold.edges -> gold.neighbors, k neighbours per node drawn without
-replacement with p ∝ w^beta (SPEC §4).
+replacement with p ∝ w^beta (docs/method.md §Neighbours).
 
     spark-submit etl/jobs/neighbors.py --lake lake [--run-id R] [--k 100] [--beta 0.5] [--seed 0]
 """

@@ -45,7 +45,7 @@ class PipelineConfig:
     Args:
         split: the train/val/eval time split (default: the last 10% of rows evaluated, the 10%
             before validated, the graph built from the rest).
-        k / beta / seed: neighbour sampling (SPEC §4).
+        k / beta / seed: neighbour sampling (docs/method.md §Neighbours).
         clusters: KMeans k for MGOE's user macro nodes.
         ingest: ingest thresholds.
         swing_partitions: partitions of Swing's user-pair stage (default: sized from the positives).

@@ -1,4 +1,4 @@
-"""Swing stage: positive interactions -> item–item weights (SPEC §2), in two modes, one code path.
+"""Swing stage: positive interactions -> item–item weights (docs/method.md §Swing), in two modes, one code path.
 
 Pipeline stage (bronze training positives, before the validation start -> silver.swing_i2i, behind checks):
 
@@ -102,11 +102,11 @@ def _cap(text: str) -> Optional[int]:
 
 
 def add_swing_param_arguments(parser: argparse.ArgumentParser) -> None:
-    """Swing parameters (SPEC §2 defaults; a --preset replaces them, explicit flags override it)."""
+    """Swing parameters (grec's defaults, docs/method.md §Swing; a --preset replaces them, explicit flags override it)."""
     g = parser.add_argument_group("swing")
     d = SwingParams()
     g.add_argument("--preset", choices=[p.value for p in SwingPreset], default=None,
-                   help="parameter set of a public implementation (flink, alink, paper); default: SPEC §2")
+                   help="parameter set of a public implementation (flink, alink, paper); default: grec's (docs/method.md §Swing)")
     g.add_argument("--alpha1", type=float, help=f"w_u = (alpha1 + |I_u|)^-beta_user (default {d.alpha1})")
     g.add_argument("--beta-user", type=float, help=f"user-weight exponent (default {d.beta_user})")
     g.add_argument("--alpha2", type=float, help=f"pair smoothing (default {d.alpha2})")

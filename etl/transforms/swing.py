@@ -1,4 +1,4 @@
-"""Swing item–item weights (SPEC §2) as a pure DataFrame transform: exact, skew-safe.
+"""Swing item–item weights (docs/method.md §Swing) as a pure DataFrame transform: exact, skew-safe.
 
 Definition — what `swing` computes, and what the brute-force reference in tests/test_swing.py
 recomputes independently:
@@ -15,7 +15,7 @@ recomputes independently:
    decides which users represent a popular item, not how active a user is.
 5. C_uv = {k : u ∈ S_k and v ∈ S_k}, the common items *after* the sample, and
        s(i, j) = Σ over unordered {u, v} ⊂ S_i ∩ S_j, u ≠ v, of w_u w_v / (alpha2 + |C_uv|).
-   Without a binding sample S_i = U_i and C_uv = I_u ∩ I_v: exactly SPEC §2. Measuring C_uv on the
+   Without a binding sample S_i = U_i and C_uv = I_u ∩ I_v: exactly the definition of docs/method.md §Swing. Measuring C_uv on the
    sampled graph keeps s symmetric with caps on and costs nothing (it is the group size of the
    user-pair step below); measuring it on the full graph would join every candidate pair with both
    users' full item lists.
@@ -75,14 +75,14 @@ class SwingPreset(str, Enum):
     ALINK = "alink"
     """Alink / PAI `SwingTrainBatchOp`: user weight 1/(userAlpha + n)^userBeta with userAlpha = 5,
     userBeta = -0.35 (negative: active users weigh MORE), alpha = 1.0, minUserItems = 10,
-    maxUserItems = 1000, maxItemNumber = 1000. Alink has no k at training; SPEC's top_k = 100 is kept."""
+    maxUserItems = 1000, maxItemNumber = 1000. Alink has no k at training; grec's top_k = 100 is kept."""
     PAPER = "paper"
-    """The Swing paper (Yang et al. 2020): w_u = 1/sqrt(|I_u|), alpha = 1; SPEC defaults otherwise."""
+    """The Swing paper (Yang et al. 2020): w_u = 1/sqrt(|I_u|), alpha = 1; grec's defaults otherwise."""
 
 
 @dataclass(frozen=True)
 class SwingParams:
-    """Swing parameters (SPEC §2 defaults). See the module docstring for the exact definition.
+    """Swing parameters (grec's defaults, docs/method.md §Swing). See the module docstring for the exact definition.
 
     Args:
         alpha1: user-weight offset: w_u = (alpha1 + |I_u|) ^ (-beta_user). Must be >= 0.

@@ -1,4 +1,4 @@
-"""Sampled LightGCN encoder and the GFAE self-supervised loss (SPEC §6)."""
+"""Sampled LightGCN encoder and the GFAE self-supervised loss (docs/method.md §LightGCN, §GFAE)."""
 from __future__ import annotations
 
 import torch
