@@ -1,6 +1,6 @@
 """Delta's optimistic-concurrency conflicts on grec's writes: which are retried, and the message when not.
 
-What two runs may do at once (README, "Concurrent runs"): runs with different run ids may share a
+What two runs may do at once (docs/etl.md, "Concurrent runs"): runs with different run ids may share a
 lake. Every grec write is one of
 - a whole-table snapshot (CREATE OR REPLACE with the stage's result),
 - a run's own rows of a per-run table (`replaceWhere run_id = '<run>'`),

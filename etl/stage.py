@@ -77,7 +77,7 @@ class Stage:
         name = table.name if isinstance(table, TableSchema) else table
         if version is None:
             # a table this run wrote is read at the version it wrote, not at a later one that a
-            # concurrent run committed (README, "Concurrent runs")
+            # concurrent run committed (docs/etl.md, "Concurrent runs")
             version = self.manifest.own_version(self.spark, self.run_id, name)
         v = self.lake.version(self.spark, table) if version is None else version
         df = self.lake.read(self.spark, table, version=v)

@@ -27,7 +27,7 @@ class BlockAttention(nn.Module):
 
     The attention is written out for the few (3-4) tokens rather than run through
     `nn.MultiheadAttention`'s fused kernels: those tile long sequences, and at this length their
-    backward pass took half of an E2E-GRec step on the H100 (profile in the README). The parameters
+    backward pass took half of an E2E-GRec step on the H100 (`bench/train.py --profile`). The parameters
     are `nn.MultiheadAttention`'s, so the maths and checkpoints are unchanged.
     """
 

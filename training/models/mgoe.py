@@ -21,7 +21,7 @@ M^I (D x m, domains) and M^U (C x m, clusters):
     g_t       = softmax(G_t h0) over all n propagated experts
     p_t       = sigmoid(tower_t(sum_k g_t,k H'_k)),   loss = sum_t BCE(p_t, y_t)
 
-Choices where the paper is silent (also in the README):
+Choices where the paper is silent (also in docs/training.md):
 - softmax(log(1 + count) / tau) runs over a node's macro *neighbours* (count > 0), as in MacGNN;
   a node without any has weight 0 everywhere and aggregates the zero vector.
 - The target-aware attention score is added to the weights' logits, so beta = w · exp(s) / Z:
