@@ -37,7 +37,7 @@ from etl.sources import load_source  # noqa: E402
 from etl.transforms.examples import ExampleParams, build_examples, domain_vocabulary  # noqa: E402
 from etl.transforms.graph import GraphParams, build_graph, edge_type_codes  # noqa: E402
 from etl.transforms.graph_algos import connected_components  # noqa: E402
-from etl.transforms.macro import MacroParams, build_macro  # noqa: E402
+from etl.transforms.macro import build_macro  # noqa: E402
 from etl.transforms.neighbors import NeighborParams, sample_neighbors  # noqa: E402
 from etl.transforms.split import SplitPolicy, split_cutoffs  # noqa: E402
 from etl.transforms.swing import swing  # noqa: E402
@@ -85,8 +85,8 @@ def transforms_only(spark: SparkSession, lake: Lake, k: int) -> None:
     domains = domain_vocabulary(interactions, lake.read(spark, ITEMS))
     timed("build_examples", lambda: noop(build_examples(interactions, nodes, nb,
                                                          ExampleParams(labels, cutoffs, domains, k=k))))
-    timed("build_macro (KMeans k=20)", lambda: noop(build_macro(interactions, nodes,
-                                                                MacroParams(labels, cutoff, domains)).table))
+    timed("build_macro (KMeans k=20)", lambda: noop(build_macro(interactions, nodes, labels, cutoff,
+                                                                domains).table))
 
 
 def figures(spark: SparkSession, lake: Lake) -> None:
@@ -123,8 +123,8 @@ def main() -> None:
     labels = resolve_labels(spark, lake, None, RUN)
     timed("graph", lambda: graph_stage(spark, lake, RUN, labels))
     timed("neighbors", lambda: neighbors_stage(spark, lake, RUN, NeighborParams(k=args.k)))
-    timed("examples", lambda: examples_stage(spark, lake, RUN, labels, None))
-    timed("macro", lambda: macro_stage(spark, lake, RUN, labels, MacroParams.n_clusters, MacroParams.seed))
+    timed("examples", lambda: examples_stage(spark, lake, RUN, labels))
+    timed("macro", lambda: macro_stage(spark, lake, RUN, labels))
     figures(spark, lake)
     print(f"\nlake: {lake.root}")
 

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from etl.jobs.pipeline import PipelineConfig, run_pipeline, summary
-    from etl.transforms.swing import SwingParams
+    from etl.transforms.neighbors import NeighborParams
 
     for flag, value in (("--epochs", args.epochs), ("--seeds", args.seeds)):
         if value < 1:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if src is None:
         src = load_source(spark, "synthetic", **SYNTHETIC_FALLBACK)
     log(f"demo data: {src.description}")
-    records = run_pipeline(spark, lake, run_id, src, SwingParams(), PipelineConfig(k=args.k))
+    records = run_pipeline(spark, lake, run_id, src, PipelineConfig(neighbors=NeighborParams(k=args.k)))
     print(summary(records, lake), file=sys.stderr)
     spark.stop()
 

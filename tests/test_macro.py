@@ -32,7 +32,7 @@ def built(spark):
         (3, "user", "u4", None, [], 0), (4, "item", "i1", "A", [], 0), (5, "item", "i2", "A", [], 0),
         (6, "item", "i3", "B", [], 0), (7, "item", "i4", "B", [], 0),
     ], NODES.spark_schema())
-    out = build_macro(log, nodes, MacroParams(LABELS, CUTOFF, domains=["A", "B"], n_clusters=3, seed=1))
+    out = build_macro(log, nodes, LABELS, CUTOFF, ["A", "B"], MacroParams(n_clusters=3, seed=1))
     return out, {r["node_id"]: r for r in out.table.collect()}
 
 
@@ -78,6 +78,6 @@ def test_schema_matches_table(built):
 
 def test_params_validated():
     with pytest.raises(ValueError, match="n_clusters"):
-        MacroParams(LABELS, CUTOFF, domains=["A"], n_clusters=1)
+        MacroParams(n_clusters=1)
     with pytest.raises(ValueError, match="domain"):
-        MacroParams(LABELS, CUTOFF, domains=[])
+        build_macro(None, None, LABELS, CUTOFF, [])

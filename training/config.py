@@ -17,16 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from schemas.params import ConfigError, argument_kwargs, base_type, coerce, param, plain
 from schemas.split import EVAL, TRAIN, VAL
-
-
-class ConfigError(ValueError):
-    """A configuration value or combination is invalid; the message names the flag."""
-
-
-def param(default: Any, doc: str, *, flag: Optional[str] = None, aliases: tuple[str, ...] = ()) -> Any:
-    """A config field with its documentation (shown in --help), an optional flat flag name and aliases."""
-    return field(default=default, metadata={"doc": doc, "flag": flag, "aliases": aliases})
 
 
 class LoaderBackend(str, enum.Enum):
@@ -246,7 +238,7 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: {f.name: _plain(getattr(getattr(self, name), f.name))
+        return {name: {f.name: plain(getattr(getattr(self, name), f.name))
                        for f in dataclasses.fields(cls)} for name, cls in SECTIONS.items()}
 
     @classmethod
@@ -258,48 +250,8 @@ class TrainConfig:
             unknown = set(given) - {f.name for f in dataclasses.fields(section_cls)}
             if unknown:
                 raise ConfigError(f"unknown {name} settings: {sorted(unknown)}")
-            sections[name] = section_cls(**{k: _coerce(hints[k], v) for k, v in given.items()})
+            sections[name] = section_cls(**{k: coerce(hints[k], v) for k, v in given.items()})
         return cls(**sections)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    """A JSON/argparse value back to the field's declared type."""
-    if value is None:
-        return None
-    base = _base_type(hint)
-    if isinstance(base, type) and issubclass(base, enum.Enum):
-        return base(value)
-    if base is tuple:
-        return tuple(value)
-    return value
-
-
-def _base_type(hint: Any) -> Any:
-    """The runtime type behind Optional[X] / tuple[X, ...] / X."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _base_type(args[0])
-    if origin is tuple:
-        return tuple
-    return hint
-
-
-def _element_type(hint: Any) -> type:
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        return _element_type([a for a in typing.get_args(hint) if a is not type(None)][0])
-    if origin is tuple:
-        return typing.get_args(hint)[0]
-    return hint
 
 
 def _flat_flags() -> dict[tuple[str, str], str]:
@@ -329,17 +281,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             flags = [flat[(section, f.name)]] if (section, f.name) in flat else []
             flags += [f"--{a}" for a in f.metadata.get("aliases", ())]
             flags.append(f"--{section}.{f.name}")
-            kwargs: dict[str, Any] = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS,
-                                      "help": f"{f.metadata['doc']} (default: {_plain(f.default)})"}
-            base, elem = _base_type(hint), _element_type(hint)
-            if base is bool:
-                kwargs["action"] = argparse.BooleanOptionalAction
-            elif isinstance(base, type) and issubclass(base, enum.Enum):
-                kwargs.update(type=base, choices=list(base), metavar="{" + ",".join(e.value for e in base) + "}")
-            elif base is tuple:
-                kwargs.update(type=elem, nargs="*", metavar=f.name.upper())
-            else:
-                kwargs.update(type=base, metavar=f.name.upper())
+            kwargs = {**argument_kwargs(f, hint), "dest": f"{section}.{f.name}"}
             group.add_argument(*flags, **kwargs)
 
 
@@ -361,7 +303,7 @@ def field_path(name: str) -> tuple[str, str]:
 def parse_setting(path: tuple[str, str], text: str) -> Any:
     """A setting's value from text, as its declared type (numbers, booleans, enums, strings)."""
     hint = typing.get_type_hints(SECTIONS[path[0]])[path[1]]
-    base = _base_type(hint)
+    base = base_type(hint)
     name = ".".join(path)
     if base is tuple:
         raise ConfigError(f"{name} is a list setting: it cannot be searched over")

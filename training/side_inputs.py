@@ -13,8 +13,8 @@ from typing import Mapping, Optional, Sequence
 import torch
 import torch.distributed as dist
 
+from schemas import contract
 from training.config import ConfigError, TrainConfig
-from training.data.examples import DOMAINS_PROPERTY
 from training.data.loader import TrainingSnapshots
 from training.data.macro import MacroTable, load_macro_table
 from training.data.nodes import NodeTable
@@ -36,7 +36,7 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
         if snaps.macro is None:
             raise ConfigError(f"--model {cfg.model.name.value} reads {cfg.data.macro_table}, which was not resolved")
         macro = load_macro_table(snaps.macro, snaps.tasks, nodes.num_nodes,
-                                 snaps.examples.configuration.get(DOMAINS_PROPERTY))
+                                 snaps.examples.configuration.get(contract.DOMAINS.key))
     if "graph_embeddings" in needs or cfg.model.warm_start:
         m = cfg.model
         task = m.pretrain_task or snaps.tasks[0]

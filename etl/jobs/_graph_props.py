@@ -1,15 +1,5 @@
-"""What the graph-side stages (graph, neighbors, examples, macro) tell each other through Delta table
-properties, and the flags that override them.
-
-- bronze.interactions (set by ingest): grec.labels (comma list), grec.positive_label.
-- gold.edges (set by graph): grec.labels, grec.cutoff (ISO date: the graph window's end, the first
-  non-training day = the validation start), grec.eval_cutoff (ISO date: the first evaluation day),
-  grec.split (the split policy in words), grec.edge_types (comma list in code order: the code of a
-  type is its position).
-- gold.neighbors (set by neighbors): grec.k, grec.beta, grec.seed, grec.edge_types.
-- gold.examples / gold.macro: grec.labels, grec.cutoff, grec.domains (comma list, code order), ...
-- gold.examples also: grec.eval_cutoff, grec.k (list length), grec.neighbor_arrays ("true": rows carry the lists;
-  "false": slim rows, lists in gold.neighbors).
+"""Inputs every stage after ingest shares: the labels, the split, and the upstream table properties
+(the `grec.*` keys of schemas.contract: who writes each and who reads it), with the flags that override them.
 
 A stage reads these at the version its own run wrote (table_properties), as it reads the tables
 themselves (etl.stage.Stage.read): a run sharing the lake may have committed a later version since.
@@ -24,7 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from etl.jobs._main import InputError
 from etl.lake import Lake, RunManifest
-from etl.transforms.split import CUTOFF_PROP, SplitCutoffs, SplitPolicy, split_cutoffs
+from etl.transforms.split import SplitCutoffs, SplitPolicy, split_cutoffs
+from schemas import contract
+from schemas.params import add_param_arguments, params_from_args
 from schemas.tables import EDGES, NEIGHBORS
 
 INTERACTIONS = "bronze.interactions"
@@ -68,7 +60,7 @@ def prop(spark: SparkSession, lake: Lake, table: str, key: str, run_id: str) -> 
 def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], run_id: str) -> list[str]:
     """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels
     (at run `run_id`'s version, as table_properties)."""
-    table_labels = split_list(table_properties(spark, lake, INTERACTIONS, run_id).get("grec.labels", ""))
+    table_labels = split_list(table_properties(spark, lake, INTERACTIONS, run_id).get(contract.LABELS.key, ""))
     labels = split_list(flag) if flag else table_labels
     if not labels:
         raise InputError(f"{INTERACTIONS} has no grec.labels property: name the task labels with --labels")
@@ -81,28 +73,11 @@ def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], run_id:
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     """The train/val/eval split flags (etl.transforms.split.SplitPolicy)."""
-    d = SplitPolicy()
-    g = parser.add_argument_group("time split (train, then val, then eval)")
-    g.add_argument("--eval-fraction", type=float, default=None,
-                   help=f"evaluate the fewest last whole days holding this share of the rows "
-                        f"(default {d.eval_fraction})")
-    g.add_argument("--eval-days", type=int, default=None,
-                   help="evaluate the last N calendar days instead (overrides --eval-fraction)")
-    g.add_argument("--val-fraction", type=float, default=None,
-                   help=f"validate on the fewest whole days before evaluation holding this share of the rows; "
-                        f"0 = no validation period (default {d.val_fraction})")
-    g.add_argument("--val-days", type=int, default=None,
-                   help="validate on the N calendar days before evaluation instead (overrides --val-fraction); "
-                        "0 = no validation period")
+    add_param_arguments(parser.add_argument_group("time split (train, then val, then eval)"), SplitPolicy)
 
 
 def split_policy_from_args(args: argparse.Namespace) -> SplitPolicy:
-    given = {"eval_fraction": args.eval_fraction, "eval_days": args.eval_days,
-             "val_fraction": args.val_fraction, "val_days": args.val_days}
-    try:
-        return SplitPolicy(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as e:
-        raise InputError(str(e)) from None
+    return params_from_args(SplitPolicy, args)
 
 
 def resolve_split(interactions: DataFrame, policy: SplitPolicy) -> SplitCutoffs:
@@ -118,7 +93,7 @@ def graph_cutoffs(spark: SparkSession, lake: Lake, run_id: str) -> SplitCutoffs:
     `run_id`'s version; a gold.edges written before the three-way split has no grec.eval_cutoff:
     evaluation then began at grec.cutoff)."""
     props = table_properties(spark, lake, EDGES.name, run_id)
-    _required(props, EDGES.name, CUTOFF_PROP)
+    _required(props, EDGES.name, contract.CUTOFF.key)
     return SplitCutoffs.from_properties(props)
 
 
@@ -128,8 +103,8 @@ def graph_cutoff(spark: SparkSession, lake: Lake, run_id: str) -> date:
 
 
 def edge_type_codes_of(spark: SparkSession, lake: Lake, run_id: str) -> dict[str, int]:
-    return {t: i for i, t in enumerate(split_list(prop(spark, lake, EDGES.name, "grec.edge_types", run_id)))}
+    return {t: i for i, t in enumerate(split_list(prop(spark, lake, EDGES.name, contract.EDGE_TYPES.key, run_id)))}
 
 
 def neighbors_k(spark: SparkSession, lake: Lake, run_id: str) -> int:
-    return int(prop(spark, lake, NEIGHBORS.name, "grec.k", run_id))
+    return int(prop(spark, lake, NEIGHBORS.name, contract.K.key, run_id))

@@ -16,6 +16,7 @@ from etl.lake import LakeError
 from etl.session import SparkSetupError
 from etl.sources.base import SourceError
 from etl.stage import StageFailed
+from schemas.params import ConfigError
 
 EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -43,7 +44,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except StageFailed as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_CHECKS
-    except (InputError, SourceError, LakeError, SparkSetupError, FileNotFoundError) as e:
+    except (InputError, ConfigError, SourceError, LakeError, SparkSetupError, FileNotFoundError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_INPUT
     except ConcurrentRunError as e:

@@ -17,21 +17,47 @@ from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import example_rules, example_violations, must_be_empty
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoffs, neighbors_k,
-                                   prop, resolve_labels)
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoffs, neighbors_k, prop,
+                                   resolve_labels)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.examples import ExampleParams, ParquetLayout, build_examples, domain_vocabulary
+from schemas import contract
+from schemas.params import add_param_arguments, check_bounds, param, params_from_args
 from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, examples
 
 STAGE = "examples"
+
+
+@dataclass(frozen=True)
+class ExamplesConfig:
+    """The examples stage's parameters (the list length and the Parquet layout of gold.examples)."""
+
+    k: Optional[int] = param(None, "neighbour list length (None: the k gold.neighbors was sampled with, "
+                                   "also the maximum)", at_least=1)
+    row_group_mb: int = param(ParquetLayout.row_group_bytes // 2 ** 20, "Parquet row-group size in MiB",
+                              at_least=1)
+    max_records_per_file: int = param(ParquetLayout.max_records_per_file, "rows per Parquet file at most",
+                                      at_least=1)
+    neighbor_arrays: bool = param(False, "also copy both nodes' features and neighbour lists (padded to k) into "
+                                         "every example row, for consumers that want self-contained rows (off: "
+                                         "slim rows of ids, day, split, domain and labels; lists are read from "
+                                         "gold.neighbors)")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    @property
+    def layout(self) -> ParquetLayout:
+        return ParquetLayout(self.row_group_mb * 2 ** 20, self.max_records_per_file)
 
 
 @contextmanager
@@ -56,28 +82,16 @@ def parquet_layout(spark: SparkSession, layout: ParquetLayout) -> Iterator[None]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     add_labels_argument(parser)
-    parser.add_argument("--k", type=int, default=None,
-                        help="neighbour list length (default and maximum: the k gold.neighbors was sampled with)")
-    parser.add_argument("--row-group-mb", type=int, default=ParquetLayout.row_group_bytes // 2 ** 20,
-                        help="Parquet row-group size in MiB (default 32)")
-    parser.add_argument("--max-records-per-file", type=int, default=ParquetLayout.max_records_per_file,
-                        help="rows per Parquet file at most (default 1,000,000)")
-    add_neighbor_arrays_argument(parser)
+    add_param_arguments(parser.add_argument_group("examples"), ExamplesConfig)
 
 
-def add_neighbor_arrays_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--neighbor-arrays", action=argparse.BooleanOptionalAction, default=False,
-                        help="also copy both nodes' features and neighbour lists (padded to k) into every example "
-                             "row, for consumers that want self-contained rows (default: off; slim rows of ids, "
-                             "day, split, domain and labels, with lists read from gold.neighbors)")
-
-
-def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], k: Optional[int],
-                   layout: ParquetLayout = ParquetLayout(), neighbor_arrays: bool = False) -> StageRecord:
-    """Build, check and commit gold.examples. `k` (default: gold.neighbors' k) is the list length:
-    the arrays' length with `neighbor_arrays`, else the length the trainer cuts gold.neighbors to."""
+def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
+                   config: ExamplesConfig = ExamplesConfig()) -> StageRecord:
+    """Build, check and commit gold.examples. `config.k` (default: gold.neighbors' k) is the list
+    length: the arrays' length with neighbor_arrays, else the length the trainer cuts gold.neighbors to."""
     cutoffs, sampled_k = graph_cutoffs(spark, lake, run_id), neighbors_k(spark, lake, run_id)
-    k = sampled_k if k is None else k
+    k = sampled_k if config.k is None else config.k
+    layout, neighbor_arrays = config.layout, config.neighbor_arrays
     if not 1 <= k <= sampled_k:
         raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
     schema = examples(labels, neighbor_arrays)
@@ -96,19 +110,18 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
                                         neighbor_arrays=neighbor_arrays), schema)
         for rule, bad in example_violations(ex, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
-        st.commit(ex, schema, {"grec.labels": comma_list(labels, "labels"), **cutoffs.to_properties(),
-                               "grec.domains": comma_list(domains, "domains"), "grec.k": str(k),
-                               "grec.neighbor_arrays": str(neighbor_arrays).lower(),
-                               "grec.edge_types": prop(spark, lake, EDGES.name, "grec.edge_types", run_id)})
+        st.commit(ex, schema, {contract.LABELS.key: comma_list(labels, "labels"), **cutoffs.to_properties(),
+                               contract.DOMAINS.key: comma_list(domains, "domains"), contract.K.key: str(k),
+                               contract.NEIGHBOR_ARRAYS.key: str(neighbor_arrays).lower(),
+                               contract.EDGE_TYPES.key: prop(spark, lake, EDGES.name, contract.EDGE_TYPES.key, run_id)})
     return st.record
 
 
 def run(args: argparse.Namespace) -> int:
+    config = params_from_args(ExamplesConfig, args)
     spark = get_spark("grec-examples")
     lake = Lake(args.lake)
-    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), args.k,
-                   ParquetLayout(args.row_group_mb * 2 ** 20, args.max_records_per_file),
-                   neighbor_arrays=args.neighbor_arrays)
+    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), config)
     return 0
 
 

@@ -26,6 +26,7 @@ from etl.stage import Stage, log
 from etl.transforms.graph import GraphParams, build_graph, edge_type_codes
 from etl.transforms.graph_algos import graph_stats
 from etl.transforms.split import SplitPolicy, split_sizes
+from schemas import contract
 from schemas.split import EVAL, MIN_EVAL_ROWS, MIN_EVAL_USERS, SPLITS
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NODES, SWING_I2I, USERS
 
@@ -73,8 +74,8 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         for rule, bad in edge_violations(edges, nodes, interactions, labels, cutoff).items():
             st.check(bad, must_be_empty(rule), f"{EDGES.name}: {rule}")
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)
-        props = {"grec.labels": comma_list(labels, "labels"), **cutoffs.to_properties(),
-                 "grec.split": policy.describe(), "grec.edge_types": ",".join(codes)}
+        props = {contract.LABELS.key: comma_list(labels, "labels"), **cutoffs.to_properties(),
+                 contract.SPLIT.key: policy.describe(), contract.EDGE_TYPES.key: ",".join(codes)}
         st.commit(nodes, NODES, props)
         st.commit(edges, EDGES, props)
         st.commit(stats, GRAPH_STATS, props)

@@ -22,7 +22,8 @@ from etl.sources import SourceData, add_source_arguments, load_source_from_args
 from etl.stage import Stage
 from etl.transforms.ingest import (IngestRules, complete_items, complete_users, flag_rows, good_rows,
                                    mark_duplicates, quarantine_rows, rule_counts)
-from schemas import Expectation, TableSchema
+from schemas import Expectation, TableSchema, contract
+from schemas.params import add_param_arguments, check_bounds, param, params_from_args
 from schemas.tables import ITEMS, QUARANTINE, USERS
 
 STAGE = "ingest"
@@ -37,8 +38,12 @@ class IngestConfig:
         max_ts: latest plausible event time (ISO, UTC); default: now + 1 day.
     """
 
-    max_quarantine_fraction: float = 0.001
-    max_ts: Optional[str] = None
+    max_quarantine_fraction: float = param(0.001, "fail when more than this share of rows breaks a row-level rule",
+                                           at_least=0, at_most=1)
+    max_ts: Optional[str] = param(None, "latest plausible event time, ISO UTC (None: now + 1 day)")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 def fixed_width(table: TableSchema) -> Expectation:
@@ -82,10 +87,10 @@ def ingest(spark: SparkSession, lake: Lake, run_id: str, src: SourceData,
         users = st.check(complete_users(src.users, good), [*USERS.expectations(), fixed_width(USERS)], USERS)
         items = st.check(complete_items(src.items, good), [*ITEMS.expectations(), fixed_width(ITEMS)], ITEMS)
         st.commit(good, rules.schema, properties={
-            "grec.labels": ",".join(src.labels), "grec.positive_label": src.positive_label,
-            "grec.numeric": ",".join(src.numeric), "grec.source": src.name})
-        st.commit(users, USERS, properties={"grec.feature_names": ",".join(src.user_feature_names)})
-        st.commit(items, ITEMS, properties={"grec.feature_names": ",".join(src.item_feature_names)})
+            contract.LABELS.key: ",".join(src.labels), contract.POSITIVE_LABEL.key: src.positive_label,
+            contract.NUMERIC.key: ",".join(src.numeric), contract.SOURCE.key: src.name})
+        st.commit(users, USERS, properties={contract.FEATURE_NAMES.key: ",".join(src.user_feature_names)})
+        st.commit(items, ITEMS, properties={contract.FEATURE_NAMES.key: ",".join(src.item_feature_names)})
         st.commit(quarantine_rows(flagged, run_id), QUARANTINE, replace_where=f"run_id = '{run_id}'")
     return st.record
 
@@ -93,16 +98,14 @@ def ingest(spark: SparkSession, lake: Lake, run_id: str, src: SourceData,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     add_source_arguments(parser)
-    parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction,
-                        help="fail when more than this share of rows breaks a row-level rule (default 0.001)")
-    parser.add_argument("--max-ts", default=None, help="latest plausible event time, ISO UTC (default: now + 1 day)")
+    add_param_arguments(parser.add_argument_group("ingest"), IngestConfig)
 
 
 def run(args: argparse.Namespace) -> int:
+    config = params_from_args(IngestConfig, args)
     spark = get_spark("grec-ingest")
     src = load_source_from_args(spark, args)
-    ingest(spark, Lake(args.lake), args.run_id, src,
-           IngestConfig(args.max_quarantine_fraction, args.max_ts))
+    ingest(spark, Lake(args.lake), args.run_id, src, config)
     return 0
 
 

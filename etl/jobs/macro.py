@@ -20,6 +20,8 @@ from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.examples import domain_vocabulary
 from etl.transforms.macro import MacroParams, build_macro
+from schemas import contract
+from schemas.params import add_param_arguments, params_from_args
 from schemas.tables import ITEMS, NODES, macro
 
 STAGE = "macro"
@@ -28,40 +30,38 @@ STAGE = "macro"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     add_labels_argument(parser)
-    parser.add_argument("--clusters", type=int, default=MacroParams.n_clusters,
-                        help="KMeans k: user macro nodes (default 20)")
-    parser.add_argument("--seed", type=int, default=MacroParams.seed, help="KMeans seed (default 0)")
+    add_param_arguments(parser.add_argument_group("macro"), MacroParams)
 
 
-def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str], n_clusters: int,
-                seed: int) -> StageRecord:
+def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
+                params: MacroParams = MacroParams()) -> StageRecord:
     cutoff = graph_cutoff(spark, lake, run_id)
     schema = macro(labels)
-    config = {"labels": labels, "clusters": n_clusters, "seed": seed, "cutoff": cutoff.isoformat()}
+    config = {"labels": labels, "clusters": params.n_clusters, "seed": params.seed,
+              "max_iter": params.max_iter, "cutoff": cutoff.isoformat()}
     with Stage(spark, lake, run_id, STAGE, config) as st:
         interactions = st.read(INTERACTIONS)
         domains = domain_vocabulary(interactions, st.read(ITEMS))
         nodes = st.read(NODES)
-        try:
-            params = MacroParams(labels, cutoff, domains, n_clusters=n_clusters, seed=seed)
-        except ValueError as e:
-            raise InputError(f"macro: {e}") from None
-        out = build_macro(interactions, nodes, params)
+        if not domains:
+            raise InputError(f"macro: {ITEMS.name} and {INTERACTIONS} name no domain")
+        out = build_macro(interactions, nodes, labels, cutoff, domains, params)
         st.note("user_clusters_found", out.n_clusters)
         table = st.check(out.table, macro_rules(labels, out.n_domains, out.n_clusters), schema)
         for rule, bad in macro_violations(table, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
-        st.commit(table, schema, {"grec.labels": comma_list(labels, "labels"), "grec.cutoff": cutoff.isoformat(),
-                                  "grec.domains": comma_list(domains, "domains"),
-                                  "grec.n_domains": str(out.n_domains), "grec.n_clusters": str(out.n_clusters)})
+        st.commit(table, schema, {contract.LABELS.key: comma_list(labels, "labels"), contract.CUTOFF.key: cutoff.isoformat(),
+                                  contract.DOMAINS.key: comma_list(domains, "domains"),
+                                  contract.N_DOMAINS.key: str(out.n_domains), contract.N_CLUSTERS.key: str(out.n_clusters)})
     return st.record
 
 
 def run(args: argparse.Namespace) -> int:
+    params = params_from_args(MacroParams, args)
     spark = get_spark("grec-macro")
     lake = Lake(args.lake)
     labels = resolve_labels(spark, lake, args.labels, args.run_id)
-    macro_stage(spark, lake, args.run_id, labels, args.clusters, args.seed)
+    macro_stage(spark, lake, args.run_id, labels, params)
     return 0
 
 

@@ -11,11 +11,13 @@ from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import must_be_empty, neighbor_rules, neighbor_violations
 from etl.jobs._graph_props import edge_type_codes_of
-from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.jobs._main import add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.neighbors import NeighborParams, sample_neighbors
+from schemas import contract
+from schemas.params import add_param_arguments, params_from_args
 from schemas.tables import EDGES, NEIGHBORS, NODES
 
 STAGE = "neighbors"
@@ -23,10 +25,7 @@ STAGE = "neighbors"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--k", type=int, default=NeighborParams.k, help="neighbours per node (default 100)")
-    parser.add_argument("--beta", type=float, default=NeighborParams.beta,
-                        help="sampling exponent: p ∝ weight^beta (default 0.5)")
-    parser.add_argument("--seed", type=int, default=NeighborParams.seed, help="sampling seed (default 0)")
+    add_param_arguments(parser.add_argument_group("sampling"), NeighborParams)
 
 
 def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: NeighborParams) -> StageRecord:
@@ -38,17 +37,14 @@ def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: Neighb
                          NEIGHBORS)
         for rule, bad in neighbor_violations(lists, nodes, edges, codes).items():
             st.check(bad, must_be_empty(rule), f"{NEIGHBORS.name}: {rule}")
-        st.commit(lists, NEIGHBORS, {"grec.k": str(params.k), "grec.beta": repr(params.beta),
-                                     "grec.seed": str(params.seed), "grec.edge_types": ",".join(codes)})
+        st.commit(lists, NEIGHBORS, {contract.K.key: str(params.k), contract.BETA.key: repr(params.beta),
+                                     contract.SEED.key: str(params.seed), contract.EDGE_TYPES.key: ",".join(codes)})
     return st.record
 
 
 def run(args: argparse.Namespace) -> int:
+    params = params_from_args(NeighborParams, args)
     spark = get_spark("grec-neighbors")
-    try:
-        params = NeighborParams(k=args.k, beta=args.beta, seed=args.seed)
-    except ValueError as e:
-        raise InputError(f"neighbors: {e}") from None
     neighbors_stage(spark, Lake(args.lake), args.run_id, params)
     return 0
 

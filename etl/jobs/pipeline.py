@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from pyspark.sql import SparkSession
 
-from etl.jobs._graph_props import (INTERACTIONS, add_split_arguments, resolve_labels, resolve_split,
-                                   split_policy_from_args)
+from etl.jobs._graph_props import INTERACTIONS, resolve_labels, resolve_split
 from etl.jobs._main import InputError, add_common_arguments, job_main
-from etl.jobs.examples import add_neighbor_arrays_argument, examples_stage
+from etl.jobs.examples import ExamplesConfig, examples_stage
 from etl.jobs.graph import graph_stage
 from etl.jobs.ingest import IngestConfig, ingest
 from etl.jobs.macro import macro_stage
@@ -34,36 +33,38 @@ from etl.stage import log
 from etl.transforms.macro import MacroParams
 from etl.transforms.neighbors import NeighborParams
 from etl.transforms.split import SplitPolicy
+from etl.transforms.swing import SwingParams
+from schemas import contract
+from schemas.params import add_param_arguments, params_from_args
 
 STAGES = ("ingest", "swing", "graph", "neighbors", "examples", "macro")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Parameters of the stages after ingest (each stage's own defaults unless given).
+    """Every stage's parameters, as the stages declare them (each stage's own defaults unless given).
 
     Args:
+        ingest: ingest thresholds.
         split: the train/val/eval time split (default: the last 10% of rows evaluated, the 10%
             before validated, the graph built from the rest).
-        k / beta / seed: neighbour sampling (docs/method.md §Neighbours).
-        clusters: KMeans k for MGOE's user macro nodes.
-        ingest: ingest thresholds.
+        swing: Swing's parameters (docs/method.md §Swing).
         swing_partitions: partitions of Swing's user-pair stage (default: sized from the positives).
-        neighbor_arrays: gold.examples rows also carry both nodes' features and neighbour lists
-            (default False: slim rows; the trainer reads the lists from gold.neighbors).
+        neighbors: neighbour sampling (docs/method.md §Neighbours).
+        examples: gold.examples' list length and layout (the list length defaults to neighbors.k).
+        macro: MGOE's user clustering. Its seed follows neighbors.seed (the pipeline's --graph-seed).
     """
 
-    split: SplitPolicy = SplitPolicy()
-    k: int = NeighborParams.k
-    beta: float = NeighborParams.beta
-    seed: int = NeighborParams.seed
-    clusters: int = MacroParams.n_clusters
     ingest: IngestConfig = IngestConfig()
+    split: SplitPolicy = SplitPolicy()
+    swing: SwingParams = SwingParams()
     swing_partitions: Optional[int] = None
-    neighbor_arrays: bool = False
+    neighbors: NeighborParams = NeighborParams()
+    examples: ExamplesConfig = ExamplesConfig()
+    macro: MacroParams = MacroParams()
 
 
-def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[SourceData], swing_params,
+def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[SourceData],
                  config: PipelineConfig = PipelineConfig(), stages: tuple[str, ...] = STAGES) -> list[StageRecord]:
     """Run `stages` in order; returns their manifest records. `src` is needed only for ingest."""
     records: list[StageRecord] = []
@@ -81,17 +82,15 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
     # this run's own bronze version when it ingested one: a concurrent run may have replaced it since
     own = RunManifest(lake).own_version(spark, run_id, INTERACTIONS)
     labels = resolve_labels(spark, lake, None, run_id)
-    positive = lake.properties(spark, INTERACTIONS, own).get("grec.positive_label", labels[0])
+    positive = lake.properties(spark, INTERACTIONS, own).get(contract.POSITIVE_LABEL.key, labels[0])
     # Swing sees training positives only: the validation start is the graph window's end.
     cutoff = resolve_split(lake.read(spark, INTERACTIONS, version=own), config.split).val_start
-    step("swing", lambda: swing_stage(spark, lake, run_id, swing_params, positive_label=positive, cutoff=cutoff,
+    step("swing", lambda: swing_stage(spark, lake, run_id, config.swing, positive_label=positive, cutoff=cutoff,
                                       partitions=config.swing_partitions))
     step("graph", lambda: graph_stage(spark, lake, run_id, labels, config.split))
-    step("neighbors", lambda: neighbors_stage(spark, lake, run_id,
-                                              NeighborParams(k=config.k, beta=config.beta, seed=config.seed)))
-    step("examples", lambda: examples_stage(spark, lake, run_id, labels, None,
-                                            neighbor_arrays=config.neighbor_arrays))
-    step("macro", lambda: macro_stage(spark, lake, run_id, labels, config.clusters, config.seed))
+    step("neighbors", lambda: neighbors_stage(spark, lake, run_id, config.neighbors))
+    step("examples", lambda: examples_stage(spark, lake, run_id, labels, config.examples))
+    step("macro", lambda: macro_stage(spark, lake, run_id, labels, config.macro))
     return records
 
 
@@ -106,18 +105,19 @@ def summary(records: list[StageRecord], lake: Lake) -> str:
     return "\n".join(lines)
 
 
+# Flags that several stages declare under one name, renamed in the pipeline: (section, field) -> flag.
+# None: no flag of its own here (the examples' k follows --k; the KMeans seed follows --graph-seed).
+RENAMED = {"neighbors": {"seed": "graph-seed"}, "examples": {"k": None}, "macro": {"seed": None}}
+SECTIONS = {"ingest": IngestConfig, "split": SplitPolicy, "neighbors": NeighborParams, "examples": ExamplesConfig,
+            "macro": MacroParams}
+
+
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    d = PipelineConfig()
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma list of stages to run, in pipeline order (default: all: {','.join(STAGES)})")
-    parser.add_argument("--k", type=int, default=d.k, help=f"neighbours per node (default {d.k})")
-    parser.add_argument("--beta", type=float, default=d.beta, help=f"sampling exponent, p ∝ w^beta (default {d.beta})")
-    parser.add_argument("--graph-seed", type=int, default=d.seed,
-                        help="seed of neighbour sampling and user clustering (default 0)")
-    parser.add_argument("--clusters", type=int, default=d.clusters, help=f"MGOE user clusters (default {d.clusters})")
-    parser.add_argument("--max-quarantine-fraction", type=float, default=IngestConfig.max_quarantine_fraction)
-    add_neighbor_arrays_argument(parser)
-    add_split_arguments(parser)
+    for section, cls in SECTIONS.items():
+        add_param_arguments(parser.add_argument_group(section), cls, flags=RENAMED.get(section, {}),
+                            dest_prefix=f"{section}.")
     add_swing_param_arguments(parser)
 
 
@@ -128,20 +128,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, tuple[str, ...]]:
+    """Every stage's parameters from the flags, all checked: a bad value stops the run before any write."""
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise InputError(f"--stages: unknown {unknown}; stages: {','.join(STAGES)}")
     stages = tuple(s for s in STAGES if s in stages)
-    return PipelineConfig(split_policy_from_args(args), args.k, args.beta, args.graph_seed, args.clusters,
-                          IngestConfig(args.max_quarantine_fraction), args.swing_partitions,
-                          args.neighbor_arrays), stages
+    sections = {name: params_from_args(cls, args, flags=RENAMED.get(name, {}), dest_prefix=f"{name}.")
+                for name, cls in SECTIONS.items()}
+    sections["macro"] = replace(sections["macro"], seed=sections["neighbors"].seed)
+    return PipelineConfig(**sections, swing=swing_params_from_args(args), swing_partitions=args.swing_partitions), stages
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     config, stages = config_from_args(args)
-    swing_params = swing_params_from_args(args)  # every flag is checked before the first write
     spark = get_spark("grec-pipeline")
     lake = Lake(args.lake)
     if "ingest" in stages and not args.source:
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     src = load_source_from_args(spark, args) if "ingest" in stages else None
     if src is not None:
         log(f"data: {src.description}")
-    records = run_pipeline(spark, lake, args.run_id, src, swing_params, config, stages)
+    records = run_pipeline(spark, lake, args.run_id, src, config, stages)
     print(summary(records, lake), file=sys.stderr)
     log(f"pipeline done in {time.perf_counter() - t0:.1f} s")
     return 0

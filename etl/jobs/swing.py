@@ -28,7 +28,8 @@ from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
 from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
-from schemas import Expectation
+from schemas import Expectation, contract
+from schemas.params import ConfigError, ParamError, add_param_arguments, given_params, params_from_args
 from schemas.tables import ITEMS, SWING_I2I
 
 STAGE = "swing"
@@ -90,49 +91,32 @@ def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParam
                 error=f"no item pair from the {label_rows(positive_label)}{before}: {explain_empty(pos, params)}"))
         for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
             st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
-        st.commit(out, SWING_I2I, {"grec.positive_label": positive_label,
-                                   "grec.cutoff": cutoff.isoformat() if cutoff else "",
-                                   "grec.swing": ",".join(f"{k}={v}" for k, v in params.as_dict().items())})
+        st.commit(out, SWING_I2I, {contract.POSITIVE_LABEL.key: positive_label,
+                                   contract.CUTOFF.key: cutoff.isoformat() if cutoff else "",
+                                   contract.SWING.key: ",".join(f"{k}={v}" for k, v in params.as_dict().items())})
     return st.record
 
 
 # ---- flags --------------------------------------------------------------------------------------
-def _cap(text: str) -> Optional[int]:
-    return None if text.lower() in ("none", "0", "off") else int(text)
-
-
 def add_swing_param_arguments(parser: argparse.ArgumentParser) -> None:
     """Swing parameters (grec's defaults, docs/method.md §Swing; a --preset replaces them, explicit flags override it)."""
     g = parser.add_argument_group("swing")
-    d = SwingParams()
     g.add_argument("--preset", choices=[p.value for p in SwingPreset], default=None,
                    help="parameter set of a public implementation (flink, alink, paper); default: grec's (docs/method.md §Swing)")
-    g.add_argument("--alpha1", type=float, help=f"w_u = (alpha1 + |I_u|)^-beta_user (default {d.alpha1})")
-    g.add_argument("--beta-user", type=float, help=f"user-weight exponent (default {d.beta_user})")
-    g.add_argument("--alpha2", type=float, help=f"pair smoothing (default {d.alpha2})")
-    g.add_argument("--min-user-items", type=int, help=f"drop users with fewer items (default {d.min_user_items})")
-    g.add_argument("--max-user-items", type=_cap, default=argparse.SUPPRESS, help=f"drop users with more items; 'none' = no bound "
-                                                       f"(default {d.max_user_items})")
-    g.add_argument("--max-users-per-item", type=_cap, default=argparse.SUPPRESS, help=f"seeded sample cap of U_i; 'none' = no cap "
-                                                           f"(default {d.max_users_per_item})")
-    g.add_argument("--top-k", type=_cap, default=argparse.SUPPRESS, help=f"neighbours kept per item; 'none' = all (default {d.top_k})")
-    g.add_argument("--swing-seed", type=int, help=f"seed of the per-item user sample (default {d.seed})")
+    add_param_arguments(g, SwingParams)
     g.add_argument("--swing-partitions", type=int, default=None,
                    help="partitions of the user-pair stage (default: one per 40,000 positives, at least "
                         "spark.sql.shuffle.partitions)")
 
 
 def swing_params_from_args(args: argparse.Namespace) -> SwingParams:
-    given = {"alpha1": args.alpha1, "beta_user": args.beta_user, "alpha2": args.alpha2,
-             "min_user_items": args.min_user_items, "seed": args.swing_seed}
-    given = {k: v for k, v in given.items() if v is not None}
-    for name in ("max_user_items", "max_users_per_item", "top_k"):
-        if hasattr(args, name):  # absent unless given: None ('none') is a value of its own
-            given[name] = getattr(args, name)
+    if not args.preset:
+        return params_from_args(SwingParams, args)
+    given = given_params(SwingParams, args)
     try:
-        return SwingParams.preset(args.preset, **given) if args.preset else SwingParams(**given)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+        return SwingParams.preset(args.preset, **given)
+    except ParamError as e:
+        raise ConfigError(str(e)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     spark = get_spark("grec-swing")
     lake = Lake(args.lake)
     label = args.positive_label or table_properties(spark, lake, INTERACTIONS, args.run_id).get(
-        "grec.positive_label")
+        contract.POSITIVE_LABEL.key)
     if not label:
         raise InputError(f"no --positive-label and {INTERACTIONS} has no grec.positive_label property")
     # the version the stage will read: this run's own when it ingested one

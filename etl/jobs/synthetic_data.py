@@ -8,9 +8,9 @@ It prints the `--source contract ...` flags that ingest the files back.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 import shlex
 import time
+from dataclasses import asdict
 
 from etl.session import get_spark
 from etl.sources import SOURCES, add_option_arguments, options_from_args

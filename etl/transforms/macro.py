@@ -28,33 +28,27 @@ from pyspark.sql import functions as F
 
 from etl.transforms.examples import domain_code
 from etl.transforms.graph import NodeType
+from schemas.params import check_bounds, param
 from schemas.tables import macro, macro_counts_col
 
 
 @dataclass(frozen=True)
 class MacroParams:
-    """Args:
-        labels: tasks; one count array per task.
-        cutoff: first non-training day (the validation start); only earlier rows are counted.
-        domains: sorted domain vocabulary (etl.transforms.examples.domain_vocabulary).
+    """The macro stage's tunables.
+
+    Args:
         n_clusters: KMeans k for user macro nodes (MGOE: 20). KMeans returns fewer clusters when
             there are fewer distinct profiles; MacroFeatures.n_clusters is the number it found.
         seed: KMeans seed.
         max_iter: KMeans iterations.
     """
 
-    labels: Sequence[str]
-    cutoff: date
-    domains: Sequence[str]
-    n_clusters: int = 20
-    seed: int = 0
-    max_iter: int = 20
+    n_clusters: int = param(20, "KMeans k: user macro nodes", flag="clusters", at_least=2)
+    seed: int = param(0, "KMeans seed")
+    max_iter: int = param(20, "KMeans iterations", flag="kmeans-iterations", at_least=1)
 
     def __post_init__(self) -> None:
-        if not self.domains:
-            raise ValueError("macro features need at least one domain")
-        if self.n_clusters < 2:
-            raise ValueError(f"n_clusters must be >= 2, got {self.n_clusters}")
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
@@ -83,16 +77,23 @@ def _l2_normalised(c: str) -> Column:
     return F.when(norm > 0, F.transform(c, lambda x: x / norm)).otherwise(F.col(c))   # zeros stay zeros
 
 
-def build_macro(interactions: DataFrame, nodes: DataFrame, params: MacroParams) -> MacroFeatures:
-    """gold.macro rows and the macro-node counts C and D (fits KMeans: runs Spark jobs)."""
-    n_dom, labels = len(params.domains), list(params.labels)
-    pre = (interactions.where(F.col("date") < F.lit(params.cutoff))
-           .select("user_id", "item_id", domain_code(params.domains).alias("d"), F.lit(1).alias("_rows"),
+def build_macro(interactions: DataFrame, nodes: DataFrame, labels: Sequence[str], cutoff: date,
+                domains: Sequence[str], params: MacroParams = MacroParams()) -> MacroFeatures:
+    """gold.macro rows and the macro-node counts C and D (fits KMeans: runs Spark jobs).
+
+    `labels`: one count array per task; `cutoff`: the first non-training day (only earlier rows are
+    counted); `domains`: the sorted domain vocabulary (etl.transforms.examples.domain_vocabulary).
+    """
+    if not domains:
+        raise ValueError("macro features need at least one domain")
+    n_dom, labels = len(domains), list(labels)
+    pre = (interactions.where(F.col("date") < F.lit(cutoff))
+           .select("user_id", "item_id", domain_code(domains).alias("d"), F.lit(1).alias("_rows"),
                    *labels))
     users = (nodes.where(F.col("node_type") == NodeType.USER.value)
              .select("node_id", F.col("raw_id").alias("user_id")))
     items = (nodes.where(F.col("node_type") == NodeType.ITEM.value)
-             .select("node_id", F.col("raw_id").alias("item_id"), domain_code(params.domains).alias("macro_id")))
+             .select("node_id", F.col("raw_id").alias("item_id"), domain_code(domains).alias("macro_id")))
 
     per_user = _count_arrays(pre, "user_id", "d", n_dom, ["_rows", *labels])
     zeros = F.array_repeat(F.lit(0.0).cast("float"), n_dom)

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from schemas.params import check_bounds, param
 from schemas.tables import NEIGHBORS
 
 _TWO_POW_53 = float(2 ** 53)
@@ -33,15 +34,12 @@ class NeighborParams:
         seed: the sample is a pure function of (seed, edges).
     """
 
-    k: int = 100
-    beta: float = 0.5
-    seed: int = 0
+    k: int = param(100, "neighbours kept per node", at_least=1)
+    beta: float = param(0.5, "sampling exponent: p ∝ weight^beta", at_least=0)
+    seed: int = param(0, "sampling seed")
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if not self.beta >= 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        check_bounds(self)
 
 
 def uniform_from_hash(seed: int, *cols: str) -> Column:

@@ -20,10 +20,9 @@ from typing import Mapping, Optional
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from schemas import contract
+from schemas.params import check_bounds, param
 from schemas.split import EVAL, SPLITS, TRAIN, VAL
-
-CUTOFF_PROP = "grec.cutoff"            # first non-training day = the graph window's end (val_start)
-EVAL_CUTOFF_PROP = "grec.eval_cutoff"  # first evaluation day (eval_start)
 
 
 def _percent(fraction: float) -> str:
@@ -44,20 +43,17 @@ class SplitPolicy:
             period; 0 means no validation period.
     """
 
-    eval_fraction: float = 0.1
-    eval_days: Optional[int] = None
-    val_fraction: float = 0.1
-    val_days: Optional[int] = None
+    eval_fraction: float = param(0.1, "evaluate the fewest last whole days holding this share of the rows",
+                                 above=0, below=1)
+    eval_days: Optional[int] = param(None, "evaluate the last N calendar days instead (overrides --eval-fraction)",
+                                     at_least=1)
+    val_fraction: float = param(0.1, "validate on the fewest whole days before evaluation holding this share of "
+                                     "the rows; 0 = no validation period", at_least=0, below=1)
+    val_days: Optional[int] = param(None, "validate on the N calendar days before evaluation instead (overrides "
+                                          "--val-fraction); 0 = no validation period", at_least=0)
 
     def __post_init__(self) -> None:
-        if not 0 < self.eval_fraction < 1:
-            raise ValueError(f"--eval-fraction must be in (0, 1), got {self.eval_fraction}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.eval_days is not None and self.eval_days < 1:
-            raise ValueError(f"--eval-days must be >= 1, got {self.eval_days}")
-        if self.val_days is not None and self.val_days < 0:
-            raise ValueError(f"--val-days must be >= 0, got {self.val_days}")
+        check_bounds(self)
         # Only fractions in effect compete for the rows; one overridden by days does not count.
         if self.eval_days is None and self.val_days is None and self.eval_fraction + self.val_fraction >= 1:
             raise ValueError(f"--eval-fraction {self.eval_fraction} + --val-fraction {self.val_fraction} must be < 1: "
@@ -91,16 +87,16 @@ class SplitCutoffs:
             raise ValueError(f"val_start {self.val_start} is after eval_start {self.eval_start}")
 
     def to_properties(self) -> dict[str, str]:
-        return {CUTOFF_PROP: self.val_start.isoformat(), EVAL_CUTOFF_PROP: self.eval_start.isoformat()}
+        return {contract.CUTOFF.key: self.val_start.isoformat(), contract.EVAL_CUTOFF.key: self.eval_start.isoformat()}
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str]) -> SplitCutoffs:
         """From table properties; a table written before the three-way split has only grec.cutoff,
         which then was the first evaluation day with no validation period."""
-        if not props.get(CUTOFF_PROP):
-            raise ValueError(f"no table property {CUTOFF_PROP}")
-        val_start = date.fromisoformat(props[CUTOFF_PROP])
-        eval_start = props.get(EVAL_CUTOFF_PROP)
+        if not props.get(contract.CUTOFF.key):
+            raise ValueError(f"no table property {contract.CUTOFF.key}")
+        val_start = date.fromisoformat(props[contract.CUTOFF.key])
+        eval_start = props.get(contract.EVAL_CUTOFF.key)
         return cls(val_start, date.fromisoformat(eval_start) if eval_start else val_start)
 
 

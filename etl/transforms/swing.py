@@ -62,6 +62,7 @@ from pyspark.sql import types as T
 
 from etl.session import SparkSetupError
 from etl.transforms.compact_keys import compact_keys
+from schemas.params import ParamError, check_bounds, param
 
 OUTPUT_COLUMNS = ("item_id", "neighbor_id", "score", "n_common_users", "rank")
 
@@ -96,32 +97,22 @@ class SwingParams:
         seed: seed of the per-item user sample.
     """
 
-    alpha1: float = 15.0
-    beta_user: float = 0.3
-    alpha2: float = 1.0
-    min_user_items: int = 2
-    max_user_items: Optional[int] = 1000
-    max_users_per_item: Optional[int] = 1000
-    top_k: Optional[int] = 100
-    seed: int = 0
+    alpha1: float = param(15.0, "user-weight offset: w_u = (alpha1 + |I_u|)^-beta_user", at_least=0)
+    beta_user: float = param(0.3, "user-weight exponent; < 0 weighs active users more (Alink)")
+    alpha2: float = param(1.0, "pair smoothing: w_u w_v / (alpha2 + |C_uv|)", at_least=0)
+    min_user_items: int = param(2, "drop users with fewer distinct positive items", at_least=1)
+    max_user_items: Optional[int] = param(1000, "drop users with more distinct positive items (bots, crawlers)",
+                                          at_least=1, none_word=True)
+    max_users_per_item: Optional[int] = param(1000, "cap U_i by a seeded uniform sample of this many users",
+                                              at_least=2, none_word=True)
+    top_k: Optional[int] = param(100, "neighbours kept per item", at_least=1, none_word=True)
+    seed: int = param(0, "seed of the per-item user sample", flag="swing-seed")
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.alpha1 < 0:
-            problems.append(f"alpha1 must be >= 0 (got {self.alpha1})")
-        if self.alpha2 < 0:
-            problems.append(f"alpha2 must be >= 0 (got {self.alpha2})")
-        if self.min_user_items < 1:
-            problems.append(f"min_user_items must be >= 1 (got {self.min_user_items})")
+        check_bounds(self)
         if self.max_user_items is not None and self.max_user_items < self.min_user_items:
-            problems.append(f"max_user_items ({self.max_user_items}) must be >= min_user_items "
-                            f"({self.min_user_items}) or None")
-        if self.max_users_per_item is not None and self.max_users_per_item < 2:
-            problems.append(f"max_users_per_item must be >= 2 or None (got {self.max_users_per_item})")
-        if self.top_k is not None and self.top_k < 1:
-            problems.append(f"top_k must be >= 1 or None (got {self.top_k})")
-        if problems:
-            raise ValueError("invalid Swing parameters: " + "; ".join(problems))
+            raise ParamError("max_user_items", f"({self.max_user_items}) must be >= --min-user-items "
+                                               f"({self.min_user_items}) or none", "--max-user-items")
 
     @classmethod
     def preset(cls, name: SwingPreset | str, **overrides: Any) -> "SwingParams":

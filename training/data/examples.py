@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import torch
 
+from schemas import contract
 from schemas.tables import examples as examples_schema
 from training.data.snapshot import Snapshot, SnapshotError, require_columns
 
 if TYPE_CHECKING:
     from training.data.resident import ResidentGraph
 
-LABELS_PROPERTY = "grec.labels"
-DOMAINS_PROPERTY = "grec.domains"
 
 # Neighbour edge weights and types are read by the sampler, not by the encoders: LightGCN normalises
 # by full-graph degrees only (docs/method.md §LightGCN), so the trainer skips those columns and
@@ -42,29 +41,29 @@ def has_neighbor_arrays(snapshot: Snapshot, tasks: Sequence[str]) -> bool:
 
 def resolve_tasks(snapshot: Snapshot, fallback: Sequence[str] = ()) -> tuple[str, ...]:
     """Task labels from the table property grec.labels, else `fallback` (the --tasks flag)."""
-    prop = snapshot.configuration.get(LABELS_PROPERTY, "")
+    prop = snapshot.configuration.get(contract.LABELS.key, "")
     tasks = tuple(t.strip() for t in prop.split(",") if t.strip()) or tuple(fallback)
     if not tasks:
-        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has no {LABELS_PROPERTY} property: "
+        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has no {contract.LABELS.key} property: "
                             "name the task label columns with --tasks")
     if prop and fallback and tuple(fallback) != tasks:
-        raise SnapshotError(f"--tasks {list(fallback)} disagrees with {snapshot.table}'s {LABELS_PROPERTY}={prop}")
+        raise SnapshotError(f"--tasks {list(fallback)} disagrees with {snapshot.table}'s {contract.LABELS.key}={prop}")
     require_columns(snapshot, example_columns(tasks))
     return tasks
 
 
 def count_domains(snapshot: Snapshot) -> int:
     """Number of domain codes: from grec.domains (comma list), else max(domain_id) + 1 from file stats."""
-    prop = snapshot.configuration.get(DOMAINS_PROPERTY, "")
+    prop = snapshot.configuration.get(contract.DOMAINS.key, "")
     top = snapshot.column_max.get("domain_id")
     if prop:
         n = len([d for d in prop.split(",") if d.strip()])
         if top is not None and int(top) >= n:
             raise SnapshotError(f"{snapshot.table} v{snapshot.version}: domain_id reaches {top} but "
-                                f"{DOMAINS_PROPERTY} lists only {n} domains")
+                                f"{contract.DOMAINS.key} lists only {n} domains")
         return n
     if top is None:
-        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has neither a {DOMAINS_PROPERTY} property nor "
+        raise SnapshotError(f"{snapshot.table} v{snapshot.version} has neither a {contract.DOMAINS.key} property nor "
                             "domain_id statistics")
     return int(top) + 1
 

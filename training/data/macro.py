@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
+from schemas import contract
 from schemas.tables import macro_counts_col
 from training.data.arrow_columns import column_to_numpy
 from training.data.arrow_reader import read_files
 from training.data.snapshot import Snapshot, SnapshotError, require_columns
 
-DOMAINS_PROPERTY = "grec.domains"
-SIZE_PROPERTIES = {"n_clusters": "grec.n_clusters", "n_domains": "grec.n_domains"}
+SIZE_PROPERTIES = {"n_clusters": contract.N_CLUSTERS.key, "n_domains": contract.N_DOMAINS.key}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def load_macro_table(snapshot: Snapshot, tasks: Sequence[str], num_nodes: int,
     where = f"{snapshot.table} v{snapshot.version}"
     counts = [macro_counts_col(t).name for t in tasks]
     require_columns(snapshot, ["node_id", "node_type", "macro_id", *counts])
-    own_domains = snapshot.configuration.get(DOMAINS_PROPERTY)
+    own_domains = snapshot.configuration.get(contract.DOMAINS.key)
     if domains and own_domains and own_domains != domains:
         raise SnapshotError(f"{where} codes domains as {own_domains!r} but the examples as {domains!r}: "
                             "build both from one run")

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from schemas import contract
 from schemas.tables import PAD_NODE
 from training.config import Residency
 from training.data.arrow_reader import plan_row_groups, read_files, read_piece, read_piece_numpy, shard_slices
@@ -40,7 +41,6 @@ from training.data.snapshot import DataFile, Snapshot, SnapshotError, require_co
 log = logging.getLogger(__name__)
 
 NEIGHBOR_COLUMNS = ["node_id", "nbr_ids", "degree"]
-K_PROPERTY = "grec.k"
 # Share of the device's free memory the examples may take before they stay in host memory.
 DEVICE_SHARE = 0.5
 HOST_CHUNK_ROWS = 1 << 22
@@ -70,7 +70,7 @@ class ResidentGraph:
 
 def neighbors_k(examples: Snapshot, neighbors: Snapshot) -> int:
     """The k the examples were built with (their grec.k), else the longest list of gold.neighbors."""
-    prop = examples.configuration.get(K_PROPERTY)
+    prop = examples.configuration.get(contract.K.key)
     if prop:
         return int(prop)
     t = read_files(neighbors, neighbors.files, ["nbr_ids"])
