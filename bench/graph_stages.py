@@ -41,7 +41,7 @@ from etl.transforms.macro import build_macro  # noqa: E402
 from etl.transforms.neighbors import NeighborParams, sample_neighbors  # noqa: E402
 from etl.transforms.split import SplitPolicy, split_cutoffs  # noqa: E402
 from etl.transforms.swing import swing  # noqa: E402
-from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NEIGHBORS, NODES, SWING_I2I, USERS  # noqa: E402
+from schemas.tables import GRAPH_STATS, ITEMS, NEIGHBORS, SWING_I2I, USERS  # noqa: E402
 
 RUN = "bench"  # the run id of every stage here; property reads pin to its versions
 

@@ -10,7 +10,6 @@ Only the module of the command given is imported, so `grec train` never starts a
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from typing import Optional, Sequence

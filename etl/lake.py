@@ -17,7 +17,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional
 from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
@@ -317,7 +317,7 @@ class RunManifest:
         self._refuse_if_taken(spark, record)
         record.message = PROCESS
         stale = [o for o in self._other_owners(spark, record.run_id) if not _process_alive(o)]
-        keep = " OR ".join([f"t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
+        keep = " OR ".join(["t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
                             *(f"t.message = '{o}'" for o in stale if "'" not in o)])
         self.upsert(spark, record, replace_if=keep)
         try:
@@ -398,12 +398,3 @@ class RunManifest:
                 out[t["table"]] = TableVersion(**t)
         return out
 
-
-def table_versions(spark: SparkSession, lake: Lake, tables: Sequence[str | TableSchema]) -> list[TableVersion]:
-    """Current versions (and no row counts) of existing tables: what a stage is about to read."""
-    out = []
-    for t in tables:
-        v = lake.version(spark, t)
-        if v is not None:
-            out.append(TableVersion(t.name if isinstance(t, TableSchema) else t, v))
-    return out

@@ -100,7 +100,3 @@ class Col:
 
     def arrow_field(self) -> pa.Field:
         return pa.field(self.name, self.kind.arrow(), self.nullable)
-
-    def with_name(self, name: str, doc: str | None = None) -> "Col":
-        return Col(name, self.kind, doc if doc is not None else self.doc, self.nullable,
-                   self.values, self.min_value, self.max_value, self.strict_min)

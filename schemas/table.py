@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -75,11 +75,6 @@ class TableSchema:
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([c.arrow_field() for c in self.columns])
-
-    def with_columns(self, cols: Iterable[Col], name: Optional[str] = None) -> "TableSchema":
-        """A copy with `cols` appended (e.g. the configured task labels of an interactions table)."""
-        return TableSchema(name or self.name, [*self.columns, *cols], self.doc, self.partition_by,
-                           self.key, self.unique_key, self.extra)
 
     def expectations(self) -> list[Expectation]:
         """Table-level rules: exact column set, types, nulls, value sets, bounds, key uniqueness."""

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from schemas.columns import Col, Kind
 from schemas.split import EVAL, SPLITS, TRAIN, VAL
-from schemas.table import Expectation, TableSchema
+from schemas.table import TableSchema
 
 # Timestamps before this are treated as implausible (a unit mistake or a zero default).
 MIN_PLAUSIBLE_TS = "1990-01-01T00:00:00"

@@ -112,7 +112,7 @@ def test_a_run_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_ove
         with pytest.raises(ConcurrentRunError) as e:
             with Stage(spark, lake, "r1", "swing"):
                 pytest.fail("the stage body must not run")
-        assert f"run r1 is already running: its stage ingest" in str(e.value)
+        assert "run r1 is already running: its stage ingest" in str(e.value)
         assert f"process {sleeper.pid}" in str(e.value) and "another --run-id" in str(e.value)
         rows = {r.stage: r.status for r in RunManifest(lake).records(spark, "r1").collect()}
         assert rows == {"ingest": "running"}  # refused before it claimed: no row of its own

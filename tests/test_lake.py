@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
-from pyspark.sql import functions as F
 
 from etl.lake import LakeError, RunManifest
 from etl.session import has_graphframes_jar

@@ -5,11 +5,10 @@ import datetime as dt
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from training.metrics import auc_lift, evaluate, grouped_auc, to_markdown
+from training.metrics import evaluate, grouped_auc, to_markdown
 
 
 def pair_auc(scores, labels) -> float:
@@ -81,15 +80,3 @@ def test_evaluate_per_task_per_day_with_na_rules():
         assert r.logloss == pytest.approx(ll, rel=1e-9)
     md = to_markdown(m)
     assert md.count("n/a") == 3 * 3 and "nan" not in md.lower()
-
-
-def test_auc_lift_is_relative_to_the_baseline_per_day():
-    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
-    m = pd.DataFrame({"model": ["ltr", "ltr", "e2e", "e2e"], "task": ["like"] * 4, "date": [d1, d2, d1, d2],
-                      "auc": [0.70, math.nan, 0.714, 0.8], "gauc": [0.6] * 4, "logloss": [0.5] * 4, "n": [100] * 4})
-    lift = auc_lift(m, "ltr")
-    assert list(lift["model"]) == ["e2e", "e2e"]
-    assert lift["lift_pct"].iloc[0] == pytest.approx(2.0)
-    assert math.isnan(lift["lift_pct"].iloc[1])
-    with pytest.raises(ValueError, match="no rows for baseline model 'mmoe'"):
-        auc_lift(m, "mmoe")

@@ -128,20 +128,6 @@ def evaluate(probs: torch.Tensor, labels: torch.Tensor, users: torch.Tensor, day
     return pd.DataFrame(out, columns=METRIC_COLUMNS)
 
 
-def auc_lift(metrics: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Relative AUC lift of every model over `baseline` per task and day: (AUC / AUC_baseline - 1) * 100 %.
-
-    NaN where either AUC is n/a. Columns: model, task, date, auc, baseline_auc, lift_pct.
-    """
-    base = metrics[metrics["model"] == baseline][["task", "date", "auc"]].rename(columns={"auc": "baseline_auc"})
-    if base.empty:
-        raise ValueError(f"no rows for baseline model {baseline!r}; models: {sorted(metrics['model'].unique())}")
-    out = metrics[metrics["model"] != baseline][["model", "task", "date", "auc"]].merge(
-        base, on=["task", "date"], how="left")
-    out["lift_pct"] = (out["auc"] / out["baseline_auc"] - 1.0) * 100.0
-    return out.reset_index(drop=True)
-
-
 def format_value(v: float, digits: int = 4) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 

@@ -72,7 +72,7 @@ def _ts(raw_type: T.DataType, rules: IngestRules) -> tuple[Column, Column]:
         secs = F.unix_micros(ts) / 1e6
         rule = (F.when(F.col("ts").isNull(), F.lit("ts_null: ts is null"))
                 .when(ts.isNull(), F.concat(F.lit("ts_type: ts is not a timestamp: "), F.col("ts").cast("string")))
-                .when((secs < lo) | (secs > hi), F.concat(F.lit(f"ts_range: ts "), ts.cast("string"), F.lit(f" {where}"))))
+                .when((secs < lo) | (secs > hi), F.concat(F.lit("ts_range: ts "), ts.cast("string"), F.lit(f" {where}"))))
         return ts, rule
     factor = _EPOCH_FACTOR[rules.ts_unit]
     num = F.expr("try_cast(ts as double)")
