@@ -43,6 +43,14 @@ def test_spark_launcher_under_torchrun_is_refused(tmp_path, monkeypatch, capsys)
     assert "--launcher spark starts its own ranks" in capsys.readouterr().err
 
 
+def test_compare_refuses_the_launcher_flags(tmp_path, capsys):
+    from training import compare
+
+    assert compare.main(["--models", "ltr", "--launcher", "spark", "--out", str(tmp_path)]) == 1
+    assert "--launcher does not apply to grec compare (it trains every model in this process)" in \
+        capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def lake_root(spark, tmp_path_factory) -> str:
     return write_planted_lake(spark, str(tmp_path_factory.mktemp("launch") / "lake"), val_days=1).root
