@@ -12,7 +12,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 import torch
 
@@ -29,7 +29,7 @@ class LaunchError(RuntimeError):
 
 
 def launch_on_spark(cfg: TrainConfig) -> int:
-    """Train `cfg` in `cfg.run.num_processes` DDP ranks started by TorchDistributor; rank 0's exit code."""
+    """Train `cfg` in `cfg.run.num_processes` DDP ranks started by TorchDistributor; their exit code."""
     from training.cli import train  # imported by name so the ranks unpickle it by reference, even under -m
     from training.train import resolve_device
 
@@ -38,7 +38,7 @@ def launch_on_spark(cfg: TrainConfig) -> int:
     try:
         from pyspark.ml.torch.distributor import TorchDistributor
     except ImportError as e:
-        raise LaunchError(f"--launcher spark needs pyspark >= 3.4 ({e}); or start the ranks with "
+        raise LaunchError(f"--launcher spark needs pyspark >= 3.5 ({e}); or start the ranks with "
                           "torchrun --nproc-per-node N -m training.cli") from e
     n = cfg.run.num_processes
     use_gpu = resolve_device(cfg.run.device).type == "cuda"
@@ -47,8 +47,15 @@ def launch_on_spark(cfg: TrainConfig) -> int:
         raise LaunchError(f"--num-processes {n} needs one GPU per rank and {gpus} are visible: lower "
                           "--num-processes or give --device cpu")
     with _driver_session(gpus), _ranks_import_this_checkout():
+        try:
+            distributor = TorchDistributor(num_processes=n, local_mode=True, use_gpu=use_gpu)
+        except RuntimeError as e:  # the session's conf: GPUs undeclared on the driver, TLS on
+            raise LaunchError(f"--launcher spark: TorchDistributor refused this Spark session ({e}); on GPUs the "
+                              "session must declare the driver's (spark.driver.resource.gpu.amount and "
+                              ".discoveryScript)") from e
         log.info("TorchDistributor: %d rank(s) on the driver, %s", n, "one GPU each" if use_gpu else "CPU (gloo)")
-        return TorchDistributor(num_processes=n, local_mode=True, use_gpu=use_gpu).run(train, cfg)
+        # In local mode every rank writes its return value to one file; the ranks refuse bad input together.
+        return cast(int, distributor.run(train, cfg))
 
 
 @contextmanager
@@ -59,9 +66,15 @@ def _driver_session(gpus: int) -> Iterator[None]:
     session started here declares the visible GPUs through a discovery script. A running session's
     resources are its cluster's to declare (Databricks does on GPU clusters).
     """
+    from pyspark.errors import PySparkRuntimeError
     from pyspark.sql import SparkSession
 
-    if SparkSession.getActiveSession() is not None:
+    try:
+        SparkSession.active()  # the session TorchDistributor will read
+        running = True
+    except PySparkRuntimeError:
+        running = False
+    if running:
         yield
         return
     from etl.session import SparkSetupError, get_spark
