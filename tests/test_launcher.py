@@ -80,3 +80,18 @@ def test_spark_launcher_trains_what_torchrun_trains(lake_root, tmp_path, monkeyp
         assert torch.equal(a[name], b[name]), name
     for table in ("metrics.parquet", "train_log.parquet", "validation.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(torchrun / table), pd.read_parquet(spark / table))
+
+
+@pytest.mark.slow  # its own JVM: the session under test must be the one the launcher starts
+def test_a_session_the_launcher_starts_declares_the_gpus_torchdistributor_picks_from():
+    # Spark runs the discovery script without looking for GPUs, so this holds on a CPU machine too.
+    code = ("from pyspark.ml.torch.distributor import TorchDistributor, _get_gpus_owned\n"
+            "from pyspark.sql import SparkSession\n"
+            "from training.launch import _driver_session\n"
+            "with _driver_session(3):\n"
+            "    d = TorchDistributor(num_processes=2, local_mode=True, use_gpu=True)\n"
+            "    print(d.num_tasks, _get_gpus_owned(SparkSession.active()))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip().splitlines()[-1] == "2 ['0', '1', '2']"
