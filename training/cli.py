@@ -2,6 +2,7 @@
 
     grec train --lake lake --run r1 --model e2e_grec --epochs 2 --device cuda --out out/e2e
     torchrun --nproc-per-node 4 -m training.cli --lake lake --run-id r1 --out out/ddp
+    grec train --launcher spark --num-processes 4 --lake lake --run r1 --out out/ddp
 
 Every config field is a flag (see `--help`); dotted forms (`--model.id_dim 64`) always work.
 """
@@ -11,9 +12,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from training.config import ConfigError, add_config_arguments, config_from_args
+from training.config import ConfigError, Launcher, TrainConfig, add_config_arguments, config_from_args
 from training.data.arrow_columns import ColumnError
 from training.data.snapshot import SnapshotError
+from training.launch import LaunchError, launch_on_spark
 from training.metrics import to_markdown
 
 EXIT_INPUT = 1  # the exit code of etl/jobs/_main for input the user must fix (not imported: it needs Spark)
@@ -24,19 +26,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_from_args(args)
+        if cfg.run.launcher is Launcher.SPARK:
+            return launch_on_spark(cfg)
+    except (ConfigError, LaunchError) as e:
+        return _input_error(e)
+    return train(cfg)
+
+
+def train(cfg: TrainConfig) -> int:
+    """Fit `cfg` in this process, as one rank when torchrun or TorchDistributor started it; rank 0
+    prints the metrics. Both launchers' ranks enter here, so they run the same code."""
     from training.train import TrainingError, fit
 
     try:
-        cfg = config_from_args(args)
         result = fit(cfg)
     except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
-        print(f"grec train: error: {e}", file=sys.stderr)
-        return EXIT_INPUT
+        return _input_error(e)
     if not result.metrics.empty:
         print(to_markdown(result.metrics))
         print(f"{result.examples_per_s:,.0f} examples/s over {result.train_seconds:.1f} s on {result.device}; "
               f"results in {result.out_dir}")
     return 0
+
+
+def _input_error(e: Exception) -> int:
+    print(f"grec train: error: {e}", file=sys.stderr)
+    return EXIT_INPUT
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -268,9 +268,12 @@ def write_comparison(result: Comparison, out: Path, baseline: str) -> dict[str, 
 def run(args: argparse.Namespace) -> int:
     given = vars(args)
     try:
-        for dest, flag in (("model.name", "--model"), ("run.label", "--label"), ("run.resume", "--resume")):
+        models_from, in_process = "models come from --models", "it trains every model in this process"
+        for dest, flag, why in (("model.name", "--model", models_from), ("run.label", "--label", models_from),
+                                ("run.resume", "--resume", models_from), ("run.launcher", "--launcher", in_process),
+                                ("run.num_processes", "--num-processes", in_process)):
             if dest in given:
-                raise ConfigError(f"{flag} does not apply to grec compare (models come from --models)")
+                raise ConfigError(f"{flag} does not apply to grec compare ({why})")
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
         specs = parse_models(args.models, args.ablations)

@@ -73,6 +73,12 @@ class DeviceKind(str, enum.Enum):
     CUDA = "cuda"
 
 
+class Launcher(str, enum.Enum):
+    """Who starts the training processes (training.launch)."""
+    NONE = "none"    # this process trains: alone, or as one rank when torchrun started it
+    SPARK = "spark"  # pyspark's TorchDistributor starts --num-processes ranks on the Spark driver
+
+
 @dataclass
 class DataConfig:
     lake: str = param("lake", "lake root: a path or a URI (file:, s3:, ...)")
@@ -186,6 +192,10 @@ class RunConfig:
     cuda_graphs: bool = param(True, "capture the training step in a CUDA graph (resident data, one GPU; off: eager)")
     checkpoint: bool = param(True, "save checkpoint.pt after every epoch")
     resume: bool = param(False, "continue from OUT/checkpoint.pt (same snapshot and config required)")
+    launcher: Launcher = param(Launcher.NONE, "none: this process trains (one rank of it under torchrun); spark: "
+                                              "pyspark's TorchDistributor starts --num-processes DDP ranks on the "
+                                              "Spark driver, as from a Databricks notebook (docs/training.md)")
+    num_processes: int = param(1, "DDP ranks --launcher spark starts (one GPU each on CUDA)")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
@@ -206,9 +216,12 @@ class TrainConfig:
             raise ConfigError(f"give at most one of --run, --version, --timestamp (got {', '.join(pins)})")
         for name, value in (("--batch-size", d.batch_size), ("--eval-batch-size", d.eval_batch_size),
                             ("--epochs", r.epochs), ("--id-dim", m.id_dim), ("--feature-dim", m.feature_dim),
-                            ("--log-every", r.log_every)):
+                            ("--log-every", r.log_every), ("--num-processes", r.num_processes)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if r.num_processes > 1 and r.launcher is Launcher.NONE:
+            raise ConfigError(f"--num-processes {r.num_processes} needs --launcher spark (under torchrun the ranks "
+                              "come from --nproc-per-node)")
         if r.patience < 0:
             raise ConfigError(f"--patience must be >= 0, got {r.patience}")
         if m.layers != 1:
