@@ -2,19 +2,23 @@
 SHELL := /bin/bash
 ENV := source .grec/env.sh &&
 
-.PHONY: setup demo test test-all bench-ingest clean-lake
+.PHONY: setup demo test test-all lint bench-ingest clean-lake
 setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
 	@$(ENV) grec demo --lake lake
 
-# CI's command: everything except the cases marked slow (they do not fit its time budget).
-test: setup
-	@$(ENV) python -m pytest -q -m "not slow" tests
+# CI's command: the linter, then every test except the cases marked slow (they do not fit its time
+# budget), with the docstrings' examples of etl/, schemas/ and training/.
+test: lint
+	@$(ENV) python -m pytest -q -m "not slow" --doctest-modules tests etl schemas training
 
-test-all: setup
-	@$(ENV) python -m pytest -q tests
+test-all: lint
+	@$(ENV) python -m pytest -q --doctest-modules tests etl schemas training
+
+lint: setup
+	@$(ENV) ruff check etl training schemas bench tests
 
 clean-lake:
 	rm -rf lake

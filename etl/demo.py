@@ -21,6 +21,7 @@ from etl.session import get_spark
 from etl.sources import load_source
 from etl.sources.base import SourceError
 from etl.stage import log
+from schemas.contract import EXIT_INPUT
 
 SYNTHETIC_FALLBACK = {"rows": 200_000, "users": 4_000, "items": 2_000, "days": 21, "seed": 7}
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--epochs", args.epochs), ("--seeds", args.seeds)):
         if value < 1:
             print(f"grec demo: error: {flag} must be >= 1, got {value}", file=sys.stderr)
-            return 1
+            return EXIT_INPUT
     spark = get_spark("grec-demo")
     lake = Lake(args.lake)
     run_id = args.run_id or "demo-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

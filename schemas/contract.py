@@ -1,5 +1,6 @@
-"""The contract between stages: the `grec.*` Delta table properties one stage writes and later
-stages, the trainer and the notebooks read.
+"""The contract between stages and with the scheduler: the `grec.*` Delta table properties one
+stage writes and later stages, the trainer and the notebooks read; and the exit codes of every
+`grec` command and spark-submit job.
 
 A stage reads them at the version its own run wrote (etl.jobs._graph_props.table_properties), as it
 reads the tables themselves, so a run sharing the lake cannot change them midway. Lists are comma
@@ -64,3 +65,11 @@ NEIGHBOR_ARRAYS = TableProperty(
 
 PROPERTIES = (LABELS, POSITIVE_LABEL, NUMERIC, SOURCE, FEATURE_NAMES, SWING, CUTOFF, EVAL_CUTOFF, SPLIT,
               EDGE_TYPES, K, BETA, SEED, DOMAINS, N_DOMAINS, N_CLUSTERS, NEIGHBOR_ARRAYS)
+
+
+# Exit codes of every grec command (ETL jobs, grec train, grec compare, grec demo), for schedulers.
+EXIT_OK = 0
+EXIT_INPUT = 1        # bad input or setup: the message names the flag, file, column or row and what was expected
+EXIT_CHECKS = 2       # a quality check failed: the report's path is printed, no table moved
+EXIT_CONFLICT = 3     # another writer conflicts with the run (same run id elsewhere, or retries ran out)
+EXIT_INTERRUPTED = 130

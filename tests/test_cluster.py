@@ -16,8 +16,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.jobs import pipeline
-from etl.jobs._main import EXIT_OK, job_main
+from etl.jobs._main import job_main
 from etl.lake import Lake, RunManifest, StageRecord
+from schemas.contract import EXIT_OK
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "standalone_cluster.py"

@@ -11,9 +11,10 @@ from etl.jobs import examples as examples_job
 from etl.jobs import graph as graph_job
 from etl.jobs import macro as macro_job
 from etl.jobs import neighbors as neighbors_job
-from etl.jobs._main import EXIT_INPUT, EXIT_OK, job_main
+from etl.jobs._main import job_main
 from etl.lake import RunManifest
 from etl.stage import read_report
+from schemas.contract import EXIT_INPUT, EXIT_OK
 from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, PAD_NODE, PAD_TYPE, SWING_I2I, USERS, examples, interactions
 
 LABELS = ["like", "love"]

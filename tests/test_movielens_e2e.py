@@ -13,9 +13,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.jobs import pipeline
-from etl.jobs._main import EXIT_OK, job_main
+from etl.jobs._main import job_main
 from etl.lake import RunManifest
 from etl.sources.base import shared_dir
+from schemas.contract import EXIT_OK
 
 ML_DIR = shared_dir() / "data" / "movielens-100k"
 K = 20

@@ -10,9 +10,10 @@ from collections import defaultdict
 from datetime import date, datetime
 
 from etl.jobs import swing as swing_job
-from etl.jobs._main import EXIT_CHECKS, EXIT_INPUT, EXIT_OK, job_main
+from etl.jobs._main import job_main
 from etl.lake import RunManifest
 from etl.transforms.swing import SwingParams
+from schemas.contract import EXIT_CHECKS, EXIT_INPUT, EXIT_OK
 from schemas.tables import ITEMS, SWING_I2I, interactions
 from tests.test_swing import REL, as_dict, assert_same_scores, reference
 

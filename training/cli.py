@@ -12,13 +12,13 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from schemas.contract import EXIT_INPUT
 from training.config import ConfigError, Launcher, TrainConfig, add_config_arguments, config_from_args
 from training.data.arrow_columns import ColumnError
 from training.data.snapshot import SnapshotError
 from training.launch import LaunchError, launch_on_spark
 from training.metrics import to_markdown
 
-EXIT_INPUT = 1  # the exit code of etl/jobs/_main for input the user must fix (not imported: it needs Spark)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

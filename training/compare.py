@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from schemas.contract import EXIT_INPUT
 from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
                                  summarise_overall)
 from training.config import (ConfigError, EncoderKind, FusionKind, LossWeighting, ModelName, TrainConfig,
@@ -59,7 +60,6 @@ from training.report import lift_by_day_figure, plot_auc_by_day, warning_banner
 from training.selection import DEFAULT_GRID, Grid, Point, apply, describe, search_folder, select
 from training.train import TrainingError, describe_snapshots, fit
 
-EXIT_INPUT = 1
 BASELINE = ModelName.LTR.value
 
 
@@ -120,8 +120,8 @@ class ModelSpec:
     def config(self, base: TrainConfig, seed: int, out: Path) -> TrainConfig:
         cfg = TrainConfig.from_dict(base.to_dict())
         cfg.model.name = self.model
-        for (section, field), value in ABLATION_SETTINGS.get(self.ablation, {}).items():
-            setattr(getattr(cfg, section), field, value)
+        for (section, name), value in ABLATION_SETTINGS.get(self.ablation, {}).items():
+            setattr(getattr(cfg, section), name, value)
         cfg.run.seed, cfg.run.label, cfg.run.out = seed, self.label, str(out)
         return cfg.validate()
 

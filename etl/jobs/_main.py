@@ -1,6 +1,6 @@
 """Shared job shell: common flags, error handling and exit codes for every stage entry point.
 
-Exit codes: 0 success, 1 bad input or setup (message names what is wrong), 2 a quality check
+Exit codes (schemas.contract): 0 success, 1 bad input or setup (message names what is wrong), 2 a quality check
 failed (report path printed), 3 another writer conflicts with the run (the same run id in another
 process, or conflicts that outlasted the retries; the message says what to do), 130 interrupted.
 """
@@ -16,9 +16,9 @@ from etl.lake import LakeError
 from etl.session import SparkSetupError
 from etl.sources.base import SourceError
 from etl.stage import StageFailed
+from schemas.contract import EXIT_CHECKS, EXIT_CONFLICT, EXIT_INPUT, EXIT_INTERRUPTED
 from schemas.params import ConfigError
 
-EXIT_OK, EXIT_INPUT, EXIT_CHECKS, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class InputError(ValueError):
