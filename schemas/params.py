@@ -17,7 +17,7 @@ notebooks import it without Spark.
     >>> Sampling(k=0)
     Traceback (most recent call last):
     ...
-    schemas.params.ParamError: --k must be >= 1, got 0
+    schemas.params.ParamError: k must be >= 1, got 0 (flag --k)
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_param_arguments(parser, Sampling, flags={"beta": "sampling-beta"})
@@ -48,8 +48,7 @@ class ParamError(ConfigError):
     """A field's value is out of its declared bounds; `field` names it (flags are named by the caller)."""
 
     def __init__(self, field: str, problem: str, flag: str) -> None:
-        name = flag if flag == "--" + field.replace("_", "-") else f"{flag} ({field})"
-        super().__init__(f"{name} {problem}")
+        super().__init__(f"{field} {problem} (flag {flag})")
         self.field, self.problem = field, problem
 
 
@@ -98,8 +97,8 @@ def bound_problem(f: dataclasses.Field, value: Any) -> Optional[str]:
 def check_bounds(obj: Any) -> None:
     """ParamError on the first field of `obj` out of its declared bounds (call in __post_init__).
 
-    The message names the field's flag, and the field too where the names differ, so it reads
-    right from the command line and from Python (`--clusters (n_clusters) must be >= 2, got 1`).
+    The message names the field and its flag, so it reads right from Python and from the command
+    line (`n_clusters must be >= 2, got 1 (flag --clusters)`); commands name only the flag.
     """
     for f in declared(type(obj)):
         problem = bound_problem(f, getattr(obj, f.name))

@@ -37,12 +37,12 @@ def parse(argv: list[str], flags: dict = {}) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "--k must be >= 1, got 0"),
-    ({"share": 0.0}, "--share must be in (0, 1), got 0.0"),
-    ({"share": 1.0}, "--share must be in (0, 1), got 1.0"),
-    ({"weight": 2.5}, "--weight must be in [0, 2], got 2.5"),
-    ({"weight": math.nan}, "--weight must be in [0, 2], got nan"),
-    ({"cap": 1}, "--cap must be >= 2, got 1"),
+    ({"k": 0}, "k must be >= 1, got 0 (flag --k)"),
+    ({"share": 0.0}, "share must be in (0, 1), got 0.0 (flag --share)"),
+    ({"share": 1.0}, "share must be in (0, 1), got 1.0 (flag --share)"),
+    ({"weight": 2.5}, "weight must be in [0, 2], got 2.5 (flag --weight)"),
+    ({"weight": math.nan}, "weight must be in [0, 2], got nan (flag --weight)"),
+    ({"cap": 1}, "cap must be >= 2, got 1 (flag --cap)"),
 ])
 def test_bounds_name_the_flag(kwargs, message):
     with pytest.raises(ParamError) as e:
@@ -63,7 +63,7 @@ def test_a_renamed_field_names_flag_and_field():
         def __post_init__(self) -> None:
             check_bounds(self)
 
-    with pytest.raises(ParamError, match=r"^--clusters \(n_clusters\) must be >= 2, got 1$"):
+    with pytest.raises(ParamError, match=r"^n_clusters must be >= 2, got 1 \(flag --clusters\)$"):
         Renamed(n_clusters=1)
 
 

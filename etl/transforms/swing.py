@@ -111,8 +111,8 @@ class SwingParams:
     def __post_init__(self) -> None:
         check_bounds(self)
         if self.max_user_items is not None and self.max_user_items < self.min_user_items:
-            raise ParamError("max_user_items", f"({self.max_user_items}) must be >= --min-user-items "
-                                               f"({self.min_user_items}) or none", "--max-user-items")
+            raise ParamError("max_user_items", f"({self.max_user_items}) must be >= min_user_items "
+                                               f"({self.min_user_items}) or None", "--max-user-items")
 
     @classmethod
     def preset(cls, name: SwingPreset | str, **overrides: Any) -> "SwingParams":
