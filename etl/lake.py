@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
-from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +25,7 @@ from pyspark.sql import functions as F
 
 from etl.conflicts import ConcurrentRunError, with_conflict_retry
 from schemas import TableSchema
+from schemas.layout import normalize_root, table_uri
 from schemas.tables import RUNS
 
 
@@ -45,13 +45,6 @@ def _user_metadata(spark: SparkSession, meta: str) -> Iterator[None]:
         yield
     finally:
         spark.conf.unset(USER_METADATA)
-
-
-def normalize_root(root: str) -> str:
-    """A bare path becomes an absolute `file:` URI; URIs with a scheme pass through."""
-    if urlparse(root).scheme and len(urlparse(root).scheme) > 1:  # a drive letter is no scheme
-        return root.rstrip("/")
-    return "file://" + os.path.abspath(os.path.expanduser(root))
 
 
 def newest_commit(spark: SparkSession, path: str) -> dict:
@@ -82,7 +75,7 @@ class Lake:
 
     def path(self, table: str | TableSchema) -> str:
         name = table.name if isinstance(table, TableSchema) else table
-        return f"{self.root}/{name.replace('.', '/')}"
+        return table_uri(self.root, name)
 
     def report_path(self, run_id: str, stage: str) -> str:
         return f"{self.root}/_reports/{run_id}/{stage}"

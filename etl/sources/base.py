@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
-from urllib.parse import urlparse
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from schemas.columns import Kind
+from schemas.layout import to_uri
 from schemas.tables import FEATURES, INTERACTIONS_BASE
 
 # The key columns of the input contract (docs/method.md §Contract) a source provides (ingest
@@ -126,18 +126,6 @@ def flag_dest(flag: str) -> str:
 def shared_dir() -> Path:
     """The shared data folder: $GREC_SHARED, else `<repo>/../shared`."""
     return Path(os.environ.get("GREC_SHARED") or REPO_ROOT / ".." / "shared").resolve()
-
-
-def is_local(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return len(scheme) <= 1 or scheme == "file"  # a drive letter is no scheme
-
-
-def to_uri(path: str) -> str:
-    """A local path as an absolute `file:` URI (so a cluster's default filesystem is not assumed)."""
-    if not is_local(path) or path.startswith("file:"):
-        return path
-    return "file://" + os.path.abspath(os.path.expanduser(path))
 
 
 def _filesystem(spark: SparkSession, path: str):

@@ -22,7 +22,8 @@ from pyspark.sql import types as T
 
 from etl.sources.base import (DOMAIN, FEATURES_COL, ITEM_ID, SOURCE_COL, TS, USER_ID, SourceData,
                               SourceError, SourceWarning, TsUnit, comma_list, features_array,
-                              is_delta_table, option, require_files, source_file, to_uri)
+                              is_delta_table, option, require_files, source_file)
+from schemas.layout import to_uri
 from schemas.tables import interactions as interactions_schema
 
 NAME = "contract"

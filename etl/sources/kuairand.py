@@ -23,8 +23,9 @@ from pyspark.sql import functions as F
 
 from etl.sources.base import (DOMAIN, FEATURES_COL, ITEM_ID, SOURCE_COL, TS, USER_ID, SourceData,
                               SourceError, TsUnit, features_array, item_domains, matching_files, one_hot,
-                              option, source_file, to_uri)
+                              option, source_file)
 from etl.sources.contract import require_columns
+from schemas.layout import to_uri
 
 NAME = "kuairand"
 # contract label -> KuaiRand log column

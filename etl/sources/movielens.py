@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.sources.base import (DOMAIN, FEATURES_COL, ITEM_ID, SOURCE_COL, TS, USER_ID, SourceData,
-                              SourceError, TsUnit, features_array, one_hot, option, shared_dir, to_uri)
+                              SourceError, TsUnit, features_array, one_hot, option, shared_dir)
+from schemas.layout import to_uri
 
 NAME = "movielens-100k"
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"

@@ -30,8 +30,9 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from etl.sources.base import (DOMAIN, FEATURES_COL, ITEM_ID, SOURCE_COL, TS, USER_ID, SourceData,
-                              SourceError, TsUnit, features_array, one_hot, option, to_uri)
+                              SourceError, TsUnit, features_array, one_hot, option)
 from etl.sources.contract import FileFormat
+from schemas.layout import to_uri
 
 NAME = "synthetic"
 LABELS = ["click", "long_view", "like"]

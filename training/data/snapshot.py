@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from schemas.layout import table_uri
 from schemas.runs import parse_utc
 
 # Reader features that leave "the add actions' files, partition values restored" equal to the
@@ -30,21 +31,6 @@ RAW_READABLE_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtoc
 
 class SnapshotError(RuntimeError):
     """A table version cannot be resolved or cannot be served by raw-file reading; says which and why."""
-
-
-def normalize_root(root: str) -> str:
-    """A bare path becomes an absolute `file://` URI; URIs with a scheme pass through.
-
-    Same rule and table layout (`<root>/<layer>/<table>`) as etl.lake.Lake, kept JVM-free here.
-    """
-    scheme = urlparse(root).scheme
-    if scheme and len(scheme) > 1:  # a drive letter is no scheme
-        return root.rstrip("/")
-    return "file://" + os.path.abspath(os.path.expanduser(root))
-
-
-def table_uri(root: str, table: str) -> str:
-    return f"{normalize_root(root)}/{table.replace('.', '/')}"
 
 
 def file_uri(path: str) -> str:
