@@ -14,6 +14,7 @@ lists in code order: the code of a label, domain or edge type is its position. J
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,29 @@ N_CLUSTERS = TableProperty("grec.n_clusters", "C: user clusters KMeans found (le
 NEIGHBOR_ARRAYS = TableProperty(
     "grec.neighbor_arrays", "'true': gold.examples rows carry both nodes' lists; 'false': slim rows",
     ("examples",), ("notebooks",))
+
+def join_list(values: Iterable[str], what: str) -> str:
+    """A list property's value: `values` joined by commas; ValueError naming `what` for a value that
+    would not survive the round trip (empty, padded or holding a comma).
+
+    >>> join_list(["like", "love"], "labels")
+    'like,love'
+    """
+    values = list(values)
+    bad = [v for v in values if "," in v or v != v.strip() or not v]
+    if bad:
+        raise ValueError(f"{what} cannot be stored as a comma list: {bad} (empty, padded or containing ',')")
+    return ",".join(values)
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma list (a list property, or a flag's value) as its items, blanks dropped.
+
+    >>> split_list(" like, love ,")
+    ('like', 'love')
+    """
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
 
 PROPERTIES = (LABELS, POSITIVE_LABEL, NUMERIC, SOURCE, FEATURE_NAMES, SWING, CUTOFF, EVAL_CUTOFF, SPLIT,
               EDGE_TYPES, K, BETA, SEED, DOMAINS, N_DOMAINS, N_CLUSTERS, NEIGHBOR_ARRAYS)

@@ -27,15 +27,12 @@ def add_labels_argument(parser: argparse.ArgumentParser) -> None:
                         help="task labels, comma list (default: the grec.labels property of bronze.interactions)")
 
 
-def comma_list(values: Sequence[str], what: str) -> str:
-    bad = [v for v in values if "," in v or v != v.strip() or not v]
-    if bad:
-        raise InputError(f"{what} cannot be stored as a comma list: {bad} (empty, padded or containing ',')")
-    return ",".join(values)
-
-
-def split_list(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+def join_list(values: Sequence[str], what: str) -> str:
+    """contract.join_list, its problem as InputError (the values came from the user's data)."""
+    try:
+        return contract.join_list(values, what)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def table_properties(spark: SparkSession, lake: Lake, table: str, run_id: str) -> dict[str, str]:
@@ -60,8 +57,9 @@ def prop(spark: SparkSession, lake: Lake, table: str, key: str, run_id: str) -> 
 def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], run_id: str) -> list[str]:
     """--labels (a subset of bronze.interactions' grec.labels, in any order), else grec.labels
     (at run `run_id`'s version, as table_properties)."""
-    table_labels = split_list(table_properties(spark, lake, INTERACTIONS, run_id).get(contract.LABELS.key, ""))
-    labels = split_list(flag) if flag else table_labels
+    table_labels = list(contract.split_list(table_properties(spark, lake, INTERACTIONS, run_id)
+                                            .get(contract.LABELS.key, "")))
+    labels = list(contract.split_list(flag)) if flag else table_labels
     if not labels:
         raise InputError(f"{INTERACTIONS} has no grec.labels property: name the task labels with --labels")
     unknown = [t for t in labels if t not in table_labels]
@@ -103,7 +101,8 @@ def graph_cutoff(spark: SparkSession, lake: Lake, run_id: str) -> date:
 
 
 def edge_type_codes_of(spark: SparkSession, lake: Lake, run_id: str) -> dict[str, int]:
-    return {t: i for i, t in enumerate(split_list(prop(spark, lake, EDGES.name, contract.EDGE_TYPES.key, run_id)))}
+    types = contract.split_list(prop(spark, lake, EDGES.name, contract.EDGE_TYPES.key, run_id))
+    return {t: i for i, t in enumerate(types)}
 
 
 def neighbors_k(spark: SparkSession, lake: Lake, run_id: str) -> int:

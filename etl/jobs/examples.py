@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import example_rules, example_violations, must_be_empty
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, comma_list, graph_cutoffs, neighbors_k, prop,
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, join_list, graph_cutoffs, neighbors_k, prop,
                                    resolve_labels)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
@@ -110,8 +110,8 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
                                         neighbor_arrays=neighbor_arrays), schema)
         for rule, bad in example_violations(ex, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
-        st.commit(ex, schema, {contract.LABELS.key: comma_list(labels, "labels"), **cutoffs.to_properties(),
-                               contract.DOMAINS.key: comma_list(domains, "domains"), contract.K.key: str(k),
+        st.commit(ex, schema, {contract.LABELS.key: join_list(labels, "labels"), **cutoffs.to_properties(),
+                               contract.DOMAINS.key: join_list(domains, "domains"), contract.K.key: str(k),
                                contract.NEIGHBOR_ARRAYS.key: str(neighbor_arrays).lower(),
                                contract.EDGE_TYPES.key: prop(spark, lake, EDGES.name, contract.EDGE_TYPES.key, run_id)})
     return st.record

@@ -17,7 +17,7 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import edge_rules, edge_violations, graph_stats_rules, must_be_empty, node_rules
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, add_split_arguments, comma_list,
+from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
                                    resolve_labels, resolve_split, split_policy_from_args)
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
@@ -74,7 +74,7 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         for rule, bad in edge_violations(edges, nodes, interactions, labels, cutoff).items():
             st.check(bad, must_be_empty(rule), f"{EDGES.name}: {rule}")
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)
-        props = {contract.LABELS.key: comma_list(labels, "labels"), **cutoffs.to_properties(),
+        props = {contract.LABELS.key: join_list(labels, "labels"), **cutoffs.to_properties(),
                  contract.SPLIT.key: policy.describe(), contract.EDGE_TYPES.key: ",".join(codes)}
         st.commit(nodes, NODES, props)
         st.commit(edges, EDGES, props)

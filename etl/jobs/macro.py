@@ -13,7 +13,7 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import macro_rules, macro_violations, must_be_empty
-from etl.jobs._graph_props import INTERACTIONS, add_labels_argument, comma_list, graph_cutoff, resolve_labels
+from etl.jobs._graph_props import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
 from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
@@ -50,8 +50,8 @@ def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         table = st.check(out.table, macro_rules(labels, out.n_domains, out.n_clusters), schema)
         for rule, bad in macro_violations(table, nodes).items():
             st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
-        st.commit(table, schema, {contract.LABELS.key: comma_list(labels, "labels"), contract.CUTOFF.key: cutoff.isoformat(),
-                                  contract.DOMAINS.key: comma_list(domains, "domains"),
+        st.commit(table, schema, {contract.LABELS.key: join_list(labels, "labels"), contract.CUTOFF.key: cutoff.isoformat(),
+                                  contract.DOMAINS.key: join_list(domains, "domains"),
                                   contract.N_DOMAINS.key: str(out.n_domains), contract.N_CLUSTERS.key: str(out.n_clusters)})
     return st.record
 

@@ -107,11 +107,6 @@ def option(default: Any, flag: Optional[str], help: str, parse: Callable[[str], 
     return field(default=default, metadata={"flag": flag, "help": help, "parse": parse})
 
 
-def comma_list(text: str) -> tuple[str, ...]:
-    """'like, love' -> ('like', 'love')."""
-    return tuple(s.strip() for s in text.split(",") if s.strip())
-
-
 def flagged_fields(options_cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(options_cls) if f.metadata.get("flag")]
 

@@ -21,8 +21,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.sources.base import (DOMAIN, FEATURES_COL, ITEM_ID, SOURCE_COL, TS, USER_ID, SourceData,
-                              SourceError, SourceWarning, TsUnit, comma_list, features_array,
+                              SourceError, SourceWarning, TsUnit, features_array,
                               is_delta_table, option, require_files, source_file)
+from schemas.contract import split_list
 from schemas.layout import to_uri
 from schemas.tables import interactions as interactions_schema
 
@@ -42,11 +43,11 @@ class ContractOptions:
         None, "--interactions",
         "interactions file, folder or glob with the input contract's columns (docs/method.md §Contract)")
     labels: tuple[str, ...] = option((), "--labels", "comma-separated task label columns, e.g. like,love",
-                                     comma_list)
+                                     split_list)
     positive_label: Optional[str] = option(
         None, "--positive-label", "the label defining a positive interaction (default: the first label)")
     numeric: tuple[str, ...] = option((), "--numeric", "comma-separated optional numeric columns, e.g. rating",
-                                      comma_list)
+                                      split_list)
     users: Optional[str] = option(None, "--users", "users file: user_id + numeric feature columns")
     items: Optional[str] = option(None, "--items", "items file: item_id, domain + numeric feature columns")
     format: Optional[FileFormat] = option(
