@@ -2,12 +2,16 @@
 SHELL := /bin/bash
 ENV := source .grec/env.sh &&
 
-.PHONY: setup demo test test-all lint bench-ingest clean-lake
+.PHONY: setup demo wheel test test-all lint clean-lake
 setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
 	@$(ENV) grec demo --lake lake
+
+# dist/grec-<version>-py3-none-any.whl: etl/, training/, schemas/ and grec-jvm.jar (docs/etl.md, Deploying the wheel).
+wheel: setup
+	@$(ENV) python scripts/build_wheel.py --out dist
 
 # CI's command: the linter, then every test except the cases marked slow (they do not fit its time
 # budget), with the docstrings' examples of etl/, schemas/ and training/.

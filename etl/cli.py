@@ -5,8 +5,11 @@
     grec swing --input logs.parquet --user-col uid --item-col iid --output swing/
     grec train --lake lake --run R --model e2e_grec --out out/
     grec demo --lake lake
+    spark-submit --jars "$(grec jars --sep ,)" ...        # the JARs a Spark application needs
 
-Only the module of the command given is imported, so `grec train` never starts a JVM.
+Only the module of the command given is imported, so `grec train` and `grec jars` never start a
+JVM, and `grec --help` imports nothing beyond the standard library (it works where only the wheel is
+installed).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("swing",): ("etl.jobs.swing", "standalone Swing on any file (--input ... --output ...)"),
     ("data", "synthetic"): ("etl.jobs.synthetic_data", "write synthetic interaction logs in contract form"),
     ("runs",): ("etl.jobs.runs", "list the run manifest (_runs) of a lake"),
+    ("jars",): ("etl.jars", "print the JARs Spark needs (grec-jvm.jar, Delta's) for spark-submit --jars"),
     ("train",): ("training.cli", "train and evaluate a model on a pinned snapshot"),
     ("compare",): ("training.compare", "train and evaluate several models x seeds on one snapshot; comparison tables"),
 }

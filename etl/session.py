@@ -2,7 +2,8 @@
 
 Under `spark-submit` (or in a notebook with a running Spark) the existing session is reused,
 checked for Delta and set to the UTC session time zone; otherwise a `local[*]` session is built
-from the JARs that `scripts/bootstrap.sh` fetched into `.grec/jars`. Spark never resolves packages
+from the JARs that `scripts/bootstrap.sh` fetched into `.grec/jars` (for an installed wheel: its
+own grec-jvm.jar and Delta's from GREC_JARS_DIR; see etl/jars.py). Spark never resolves packages
 at start-up.
 
     >>> from etl.session import get_spark
@@ -18,7 +19,8 @@ from typing import Mapping, Optional
 
 from pyspark.sql import SparkSession
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from etl.jars import REPO_ROOT, has_delta, jars_dir, missing_delta_message, spark_jars
+
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
@@ -27,22 +29,35 @@ class SparkSetupError(RuntimeError):
     """Spark cannot start the way grec needs (no Java 17, no Delta JARs, no Delta extension)."""
 
 
-def jars_dir() -> Path:
-    return Path(os.environ.get("GREC_JARS_DIR", REPO_ROOT / ".grec" / "jars"))
-
-
 def local_jars() -> list[str]:
-    """The cached JARs; raises if the Delta JARs are missing (run `make setup`)."""
-    jars = sorted(glob.glob(str(jars_dir() / "*.jar")))
-    if not any(Path(j).name.startswith("delta-spark_") for j in jars):
-        raise SparkSetupError(
-            f"no Delta Lake JARs in {jars_dir()}: run `make setup` (scripts/bootstrap.sh) once to fetch them "
-            "from Maven Central, or set GREC_JARS_DIR to a folder that holds them")
-    return jars
+    """grec-jvm.jar (an installed wheel's own, else .grec/jars') and the JAR folder's others
+    (etl.jars); raises if the Delta JARs are missing (run `make setup`)."""
+    jars = spark_jars()
+    if not has_delta(jars):
+        raise SparkSetupError(missing_delta_message())
+    return [str(j) for j in jars]
 
 
 def has_graphframes_jar() -> bool:
     return any(Path(j).name.startswith("graphframes-") for j in glob.glob(str(jars_dir() / "*.jar")))
+
+
+def _ship_wheels_to_executors(spark: SparkSession) -> None:
+    """Put `--py-files` wheels on the executors' Python path, as Spark does for .zip and .egg.
+
+    spark-submit ships every --py-files file and puts a .whl on the driver's PYTHONPATH, but
+    pyspark adds only .zip/.egg/.jar names to the list its Python workers import from
+    (SparkContext.PACKAGE_EXTENSIONS), so without this executors could not import grec from the
+    wheel. A pure-Python wheel is a zip that zipimport reads as it is.
+    """
+    sc = spark.sparkContext
+    includes = getattr(sc, "_python_includes", None)  # pyspark's list since 0.7; absent on Spark Connect
+    if includes is None:
+        return
+    for path in (sc.getConf().get("spark.submit.pyFiles", "") or "").split(","):
+        name = os.path.basename(path)
+        if name.lower().endswith(".whl") and name not in includes:
+            includes.append(name)
 
 
 def _ensure_java17() -> None:
@@ -65,7 +80,7 @@ def _ensure_java17() -> None:
 def local_defaults(cores: Optional[int] = None) -> dict[str, str]:
     """Configuration for an embedded local[*] Spark: few shuffle partitions, UTC, no Arrow paths."""
     n = cores or os.cpu_count() or 2
-    return {
+    settings = {
         "spark.sql.shuffle.partitions": str(max(4, 2 * n)),
         "spark.default.parallelism": str(max(4, 2 * n)),
         "spark.sql.session.timeZone": "UTC",
@@ -76,9 +91,12 @@ def local_defaults(cores: Optional[int] = None) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "false",
         "spark.databricks.delta.snapshotPartitions": str(max(2, n)),
         "spark.sql.adaptive.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile="
-                                          + str(REPO_ROOT / "scripts" / "log4j2.properties"),
     }
+    # A checkout's quiet log4j configuration; an installed wheel has none and keeps Spark's default.
+    log4j = REPO_ROOT / "scripts" / "log4j2.properties"
+    if log4j.is_file():
+        settings["spark.driver.extraJavaOptions"] = "-Dlog4j2.configurationFile=" + str(log4j)
+    return settings
 
 
 def get_spark(app_name: str = "grec", master: Optional[str] = None,
@@ -96,6 +114,7 @@ def get_spark(app_name: str = "grec", master: Optional[str] = None,
         active = SparkSession.builder.appName(app_name).getOrCreate()
     if active is not None:
         _check_delta(active)
+        _ship_wheels_to_executors(active)
         # Dates are UTC dates (e.g. bronze.interactions' partition column); a session spark-submit
         # built starts in the driver JVM's zone, which on a cluster is the driver machine's.
         active.conf.set("spark.sql.session.timeZone", "UTC")

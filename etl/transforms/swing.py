@@ -304,7 +304,8 @@ def _register_head_user_pairs(spark: SparkSession) -> str:
             f"Swing needs grec's JVM UDF {HEAD_USER_PAIRS_CLASS}, which is not on this Spark session's "
             "classpath: run `make setup` (it compiles etl/jvm into .grec/jars/grec-jvm.jar) and start "
             "Spark through etl.session.get_spark or with SPARK_CONF_DIR=.grec/conf; on Databricks "
-            "install .grec/jars/grec-jvm.jar as a cluster library") from e
+            "install grec-jvm.jar as a JAR cluster library; under spark-submit pass "
+            "`--jars \"$(grec jars --sep ,)\"` (docs/etl.md, Deploying the wheel)") from e
     return _HEAD_USER_PAIRS_UDF
 
 
