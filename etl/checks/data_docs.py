@@ -55,8 +55,8 @@ def build(spark: SparkSession, lake: Lake, run_id: str, stage: str, results: Seq
     return f"{uri}/index.html"
 
 
-def render(results: Sequence[Any], run_name: str, out: Path) -> Path:
-    """Write a Data Docs site of `results` into the local folder `out`; returns its index.html.
+def render(results: Sequence[Any], run_name: str, out: Path) -> None:
+    """Write a Data Docs site of `results` into the local folder `out` (`out/index.html` and pages).
 
     The site has a page per result and one per suite (the index links both), each suite holding
     the expectations of the results that name it."""
@@ -97,5 +97,4 @@ def render(results: Sequence[Any], run_name: str, out: Path) -> Path:
     for name in _UNUSED_ASSETS:
         for f in out.glob(f"static/**/{name}"):
             f.unlink()
-    logger.debug("Data Docs of %d suites rendered into %s", len(results), out)
-    return out / "index.html"
+    logger.debug("Data Docs of %d checks rendered into %s", len(results), out)
