@@ -99,14 +99,16 @@ def test_failed_stage_writes_data_docs_naming_the_suite_and_the_failure(failed_s
     assert "values must be greater than or equal to" in page_text(suite_page.read_text())
 
 
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed: `apt-get install -y chromium` on Debian "
+                                            "(docs/etl.md, Data Docs)")
 def test_data_docs_page_in_headless_chromium(failed_stage, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Chromium is not installed: `apt-get install -y chromium` (Debian; see docs/etl.md)")
     page = validation_page(failed_stage[0])
     # --no-sandbox: Chromium refuses to run as root (containers, CI) with its sandbox on.
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+    dom = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
     text = page_text(dom)
     assert f"Expectation Suite: {SUITE}" in text and "Status: ✗ Failed" in text
