@@ -2,7 +2,8 @@
 
 Any Hadoop URI works as the root (`file:`, `s3a:`, `abfss:`); a bare path means the local disk.
 Tables live at `<root>/<layer>/<table>`; the manifest at `<root>/_runs`; stage reports at
-`<root>/_reports/<run_id>/<stage>.{json,md}`.
+`<root>/_reports/<run_id>/<stage>.{json,md}`, with GX Data Docs sites under
+`<root>/_reports/<run_id>/data_docs/<stage>/`.
 
     >>> lake = Lake("lake")                      # doctest: +SKIP
     >>> lake.read(spark, "bronze.interactions", version=3).count()   # doctest: +SKIP
@@ -198,6 +199,15 @@ class Lake:
             stream.write(bytearray(text.encode("utf-8")))
         finally:
             stream.close()
+
+    def put_dir(self, spark: SparkSession, local_dir: str, uri: str) -> None:
+        """Replace the folder at `uri` with a copy of the local folder `local_dir` (a report site),
+        through Hadoop's FileSystem, so any lake scheme works."""
+        jvm = spark._jvm
+        dst = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = dst.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs.delete(dst, True)  # else Hadoop copies the folder *into* an existing one
+        fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path("file://" + os.path.abspath(local_dir)), dst)
 
     def read_text(self, spark: SparkSession, uri: str) -> str:
         """Read a small text file (a report) through Hadoop's FileSystem, so any lake scheme works."""

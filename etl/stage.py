@@ -7,11 +7,14 @@
 
 On a failed check nothing is written (every target table keeps its previous version), the report
 (JSON + Markdown, naming each failed expectation with sample bad values or rows) goes to
-`<lake>/_reports/<run>/<stage>.*`, the manifest row says `failed`, and `StageFailed` is raised.
+`<lake>/_reports/<run>/<stage>.*` and GX's Data Docs of the checks to
+`<lake>/_reports/<run>/data_docs/<stage>/index.html`, the manifest row says `failed`, and
+`StageFailed` is raised.
 Any other exception inside the block is recorded the same way and re-raised.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,10 +24,13 @@ from typing import Any, Optional, Sequence
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from etl.checks import data_docs
 from etl.checks.report import CheckReport, ExpectationOutcome
-from etl.checks.runner import validate
+from etl.checks.runner import validate_suite
 from etl.lake import Lake, LakeError, RunManifest, StageRecord, TableVersion
 from schemas import Expectation, TableSchema
+
+logger = logging.getLogger(__name__)
 
 
 def read_report(spark: SparkSession, lake: Lake, run_id: str, stage: str) -> CheckReport:
@@ -69,6 +75,7 @@ class Stage:
         self.report = CheckReport(run_id=run_id, stage=name)
         self._writes: list[_PendingWrite] = []
         self._cached: list[DataFrame] = []
+        self._gx_results: list[Any] = []  # GX's result of each check, rendered as Data Docs
         self._t0 = 0.0
 
     # ---- inside the block -----------------------------------------------------------------
@@ -90,7 +97,9 @@ class Stage:
         name = table.name if isinstance(table, TableSchema) else table
         if cache:
             df = self.persist(df)
-        outcomes, secs = validate(df, expectations, name)
+        run = validate_suite(df, expectations, name, suite_name=data_docs.suite_name(self.name, name))
+        outcomes, secs = run.outcomes, run.seconds
+        self._gx_results.append(run.gx_result)
         self.report.outcomes.extend(outcomes)
         self.report.seconds += secs
         failed = sum(not o.success for o in outcomes)
@@ -158,6 +167,25 @@ class Stage:
     def _write_report(self) -> str:
         path = self.lake.report_path(self.run_id, self.name)
         self.report.notes.setdefault("outputs", [f"{t.table}@v{t.version} ({t.rows} rows)" for t in self.record.outputs])
+        self._write_data_docs()
         self.lake.write_text(self.spark, path + ".json", self.report.to_json())
         self.lake.write_text(self.spark, path + ".md", self.report.to_markdown())
         return path
+
+    def _write_data_docs(self) -> None:
+        """GX's Data Docs of this stage's checks; the Markdown and JSON reports name the site.
+
+        A rendering error is logged and noted, not raised: the site is another view of results the
+        JSON report already holds, and must not turn a passing stage into a failed one, nor hide
+        the check failure that a failed stage is about to report."""
+        if not self._gx_results:
+            return
+        t0 = time.perf_counter()
+        try:
+            index = data_docs.build(self.spark, self.lake, self.run_id, self.name, self._gx_results)
+        except Exception as e:  # noqa: BLE001 (see the docstring)
+            logger.warning("%s: Data Docs not written: %s: %s", self.name, type(e).__name__, e, exc_info=True)
+            self.report.notes["data_docs_error"] = f"{type(e).__name__}: {e}"
+            return
+        self.report.notes["data_docs"] = index
+        self.report.notes["data_docs_seconds"] = round(time.perf_counter() - t0, 3)

@@ -6,6 +6,8 @@
 #   .grec/conf       spark-defaults.conf naming those local JARs, so Spark never resolves packages
 #   .grec/env.sh     JAVA_HOME (17), SPARK_CONF_DIR, PYSPARK_PYTHON, PATH; sourced by make targets
 # Each step is skipped when a stamp says its inputs have not changed.
+# Not installed: Chromium (large), which only the slow Data Docs case of `make test-all` opens; that
+# case skips without it (install: apt-get install -y chromium; docs/etl.md, "Data Docs").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
