@@ -24,12 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.tracking import TrackingError
     from training.train import TrainingError, fit
 
     try:
         cfg = config_from_args(args)
         result = fit(cfg)
-    except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
+    except (ConfigError, SnapshotError, ColumnError, TrainingError, TrackingError) as e:
         print(f"grec train: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     if not result.metrics.empty:

@@ -194,6 +194,12 @@ class RunConfig:
     cuda_graphs: bool = param(True, "capture the training step in a CUDA graph (resident data, one GPU; off: eager)")
     checkpoint: bool = param(True, "save checkpoint.pt after every epoch")
     resume: bool = param(False, "continue from OUT/checkpoint.pt (same snapshot and config required)")
+    tracking: bool = param(True, "log the run to MLflow: parameters, per-period metrics, output files, snapshot "
+                                 "tags (docs/training.md, Tracking runs with MLflow)")
+    tracking_uri: Optional[str] = param(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                              "'databricks' on a Databricks cluster, else the file store ./mlruns)")
+    experiment: str = param("grec", "MLflow experiment the runs go to (on Databricks a workspace path, "
+                                    "e.g. /Users/me@example.com/grec)")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
