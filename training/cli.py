@@ -1,4 +1,5 @@
-"""`grec train`: train a model on a pinned snapshot and write its metrics, plot and checkpoint.
+"""`grec train`: train a model on a pinned snapshot, write its metrics, plot and checkpoint, and log it
+to MLflow (training.tracking; --no-tracking to skip).
 
     grec train --lake lake --run r1 --model e2e_grec --epochs 2 --device cuda --out out/e2e
     torchrun --nproc-per-node 4 -m training.cli --lake lake --run-id r1 --out out/ddp

@@ -35,6 +35,9 @@ Writes to --out:
     selection.parquet           every grid point's validation AUC and best epoch, the chosen one marked
     runs/<model>/seed<s>/       each run's own outputs (metrics, validation, train_log, gates, run.json,
                                 checkpoint);  search/<model>/<point>/  the selection runs' outputs
+
+and, with --tracking, logs one MLflow parent run holding the tables and plots, with every training
+run (selection and evaluation) as its child (training.tracking).
 """
 from __future__ import annotations
 
