@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import filecmp
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from tests.test_training_compare import TINY
 from tests.training_lake import TASKS, write_planted_lake
 from training import cli
 from training.config import SECTIONS, RunConfig
-from training.tracking import resolve_tracking_uri
+from training.tracking import TrackingError, resolve_tracking_uri, tracked
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 torch.set_num_threads(1)
@@ -124,6 +125,15 @@ def test_store_resolution(monkeypatch, tmp_path):
     assert resolve_tracking_uri(None) == "http://mlflow.example:5000"
     assert resolve_tracking_uri("file:/elsewhere") == "file:/elsewhere"
     assert RunConfig().tracking and RunConfig().experiment == "grec"
+
+
+def test_tracking_off_needs_no_mlflow_and_on_without_it_says_what_to_do(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # as if mlflow were not installed
+    with tracked(RunConfig(tracking=False), "off", {}) as tracker:
+        assert tracker is None
+    with pytest.raises(TrackingError, match="requirements/tracking.txt.*--no-tracking"):
+        with tracked(RunConfig(), "on", {}):
+            pass
 
 
 def test_compare_logs_a_parent_with_selection_and_evaluation_children(planted, tmp_path, capsys):
