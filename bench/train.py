@@ -45,7 +45,7 @@ def run(lake: str, out: str, args, residency: Residency, graphs: bool, max_steps
     cfg = TrainConfig()
     cfg.data.lake, cfg.data.loader, cfg.data.residency = lake, args.loader, residency
     cfg.data.batch_size, cfg.data.workers, cfg.data.eval_batch_size = args.batch_size, args.workers, 1 << 18
-    cfg.run.out, cfg.run.progress, cfg.run.checkpoint = out, False, False
+    cfg.run.out, cfg.run.progress, cfg.run.checkpoint, cfg.run.tracking = out, False, False, False
     cfg.run.device, cfg.run.max_steps, cfg.run.threads = args.device, max_steps, args.threads
     cfg.run.cuda_graphs = graphs
     if args.fixed_weights:

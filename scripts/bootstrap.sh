@@ -53,6 +53,7 @@ if [ "$(cat .venv/.grec-stamp 2>/dev/null)" != "$VENV_STAMP" ]; then
   $PIP --no-deps -r requirements/petastorm.txt
   $PIP -r requirements/notebooks.txt
   $PIP -r requirements/lint.txt
+  $PIP -r requirements/tracking.txt
   # setuptools warns about editable installs on stderr; keep it in a log unless the step fails
   $PIP --no-deps --no-build-isolation -e . 2>"$STATE/pip-editable.log" || { cat "$STATE/pip-editable.log" >&2; exit 1; }
   echo "$VENV_STAMP" > .venv/.grec-stamp

@@ -19,6 +19,16 @@ def spark():
     s.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory):
+    """Training runs log to MLflow by default (./mlruns, or a server the shell names): the tests'
+    runs go to one throwaway file store instead, subprocesses included."""
+    with pytest.MonkeyPatch.context() as mp:
+        store = tmp_path_factory.mktemp("mlruns")
+        mp.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+        yield store
+
+
 @pytest.fixture()
 def lake(tmp_path):
     from etl.lake import Lake

@@ -174,7 +174,7 @@ def pair_auc(scores, labels) -> float:
     return float(wins) / (len(pos) * len(neg))
 
 
-def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tmp_path):
+def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tmp_path, mlflow_store):
     info, first, _ = planted
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -205,6 +205,14 @@ def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tm
     assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-9)
     assert ranks[0]["weights"] == pytest.approx(ranks[1]["weights"], rel=1e-9)
     assert ranks[0]["steps"] == ranks[1]["steps"] == info.train_rows // 2 // 64
+    # Only rank 0 logs to MLflow: one tracked run per fit of the two ranks.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_store.as_uri())
+    experiment = client.get_experiment_by_name("grec").experiment_id
+    for folder in (out, out / "fixed"):
+        tracked = client.search_runs([experiment], filter_string=f"tags.`grec.out` = '{folder.resolve()}'")
+        assert len(tracked) == 1, folder
 
     # Metrics gathered from both ranks == metrics of the saved model over the whole eval split.
     metrics = pd.read_parquet(out / "metrics.parquet")

@@ -1,4 +1,5 @@
-"""`grec train`: train a model on a pinned snapshot and write its metrics, plot and checkpoint.
+"""`grec train`: train a model on a pinned snapshot, write its metrics, plot and checkpoint, and log it
+to MLflow (training.tracking; --no-tracking to skip).
 
     grec train --lake lake --run r1 --model e2e_grec --epochs 2 --device cuda --out out/e2e
     torchrun --nproc-per-node 4 -m training.cli --lake lake --run-id r1 --out out/ddp
@@ -20,7 +21,6 @@ from training.launch import LaunchError, launch_on_spark
 from training.metrics import to_markdown
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
 
@@ -38,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
 def train(cfg: TrainConfig) -> int:
     """Fit `cfg` in this process, as one rank when torchrun or TorchDistributor started it; rank 0
     prints the metrics. Both launchers' ranks enter here, so they run the same code."""
+    from training.tracking import TrackingError
     from training.train import TrainingError, fit
 
     try:
         result = fit(cfg)
-    except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
+    except (ConfigError, SnapshotError, ColumnError, TrainingError, TrackingError) as e:
         return _input_error(e)
     if not result.metrics.empty:
         print(to_markdown(result.metrics))

@@ -35,6 +35,9 @@ Writes to --out:
     selection.parquet           every grid point's validation AUC and best epoch, the chosen one marked
     runs/<model>/seed<s>/       each run's own outputs (metrics, validation, train_log, gates, run.json,
                                 checkpoint);  search/<model>/<point>/  the selection runs' outputs
+
+and, with --tracking, logs one MLflow parent run holding the tables and plots, with every training
+run (selection and evaluation) as its child (training.tracking).
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ from training.data.snapshot import SnapshotError
 from training.models import required_side_inputs
 from training.report import lift_by_day_figure, plot_auc_by_day, warning_banner
 from training.selection import DEFAULT_GRID, Grid, Point, apply, describe, search_folder, select
+from training.tracking import TrackingError, compare_params, log_comparison, tracked
 from training.train import TrainingError, describe_snapshots, fit
 
 BASELINE = ModelName.LTR.value
@@ -178,11 +182,13 @@ class Comparison:
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)  # training.selection.SELECTION_COLUMNS
     protocol: list[str] = field(default_factory=list)              # lines describing grid, budget, choices
     warnings: tuple[str, ...] = ()
+    snapshots: dict = field(default_factory=dict)  # the pinned tables every run read (TrainResult.snapshots)
 
 
 def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path, baseline: str,
-            grid: Grid = Grid(())) -> Comparison:
-    """Select, train and evaluate every spec on one pinned snapshot and summarise (see the module doc)."""
+            grid: Grid = Grid(()), parent_run: Optional[str] = None) -> Comparison:
+    """Select, train and evaluate every spec on one pinned snapshot and summarise (see the module doc).
+    Every training run is tracked as a child of the MLflow run `parent_run` when given."""
     pinned, snapshot, has_val = pin_snapshot(base, specs)
     points = grid.points()
     if len(points) > 1 and not has_val:
@@ -198,18 +204,20 @@ def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path
 
         def search_fit(cfg: TrainConfig, label: str = spec.label) -> Any:
             print(f"[select {label}] {cfg.run.out}", flush=True)
-            return fit(cfg, evaluate=False)
+            return fit(cfg, evaluate=False, parent_run=parent_run)
 
         chosen[spec.label], table = select(spec.label, configs, search_fit)
         selections.append(table)
     metrics, timing, warnings = [], [], []
+    snapshots: dict = {}
     runs = [(s, base.run.seed + k) for s in specs for k in range(seeds)]
     for i, (spec, seed) in enumerate(runs, start=1):
         print(f"[{i}/{len(runs)}] {spec.label} seed {seed} ({describe(chosen[spec.label])})", flush=True)
         cfg = apply(spec.config(pinned, seed, out / "runs" / spec.folder / f"seed{seed}"), chosen[spec.label])
-        result = fit(cfg)
+        result = fit(cfg, parent_run=parent_run)
         warnings += [w for w in result.warnings if w not in warnings]
         metrics.append(result.metrics.assign(seed=seed))
+        snapshots = result.snapshots
         timing.append({"model": spec.label, "seed": seed, "train_seconds": result.train_seconds,
                        "pretrain_seconds": result.pretrain_seconds, "eval_seconds": result.eval_seconds,
                        "examples_per_s": result.examples_per_s,
@@ -220,7 +228,7 @@ def compare(base: TrainConfig, specs: Sequence[ModelSpec], seeds: int, out: Path
     selection = pd.concat(searched, ignore_index=True) if searched else pd.DataFrame()
     protocol = protocol_lines(base, grid, has_val, seeds, chosen)
     return Comparison(per_seed, timing_df, summarise_days(per_seed, baseline), summarise_overall(per_seed, baseline),
-                      snapshot, paired_lift(per_seed, baseline), selection, protocol, tuple(warnings))
+                      snapshot, paired_lift(per_seed, baseline), selection, protocol, tuple(warnings), snapshots)
 
 
 def protocol_lines(base: TrainConfig, grid: Grid, has_val: bool, seeds: int, chosen: dict[str, Point]) -> list[str]:
@@ -283,9 +291,17 @@ def run(args: argparse.Namespace) -> int:
         base = config_from_args(args)
         grid = Grid.parse(args.grid if args.grid is not None else DEFAULT_GRID)
         out = Path(base.run.out)
-        result = compare(base, specs, args.seeds, out, args.baseline, grid)
-        paths = write_comparison(result, out, args.baseline)
-    except (ConfigError, SnapshotError, ColumnError, TrainingError) as e:
+        labels = [s.label for s in specs]
+        with tracked(base.run, f"compare {','.join(labels)}", {"grec.command": "compare",
+                                                               "grec.out": str(out.resolve())}) as parent:
+            if parent is not None:
+                parent.log_params(compare_params(labels, args.seeds, args.baseline, str(grid)))
+            result = compare(base, specs, args.seeds, out, args.baseline, grid,
+                             parent_run=parent.run_id if parent is not None else None)
+            paths = write_comparison(result, out, args.baseline)
+            if parent is not None:
+                log_comparison(parent, base, result, paths)
+    except (ConfigError, SnapshotError, ColumnError, TrainingError, TrackingError) as e:
         print(f"grec compare: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     for w in result.warnings:

@@ -196,6 +196,12 @@ class RunConfig:
                                               "pyspark's TorchDistributor starts --num-processes DDP ranks on the "
                                               "Spark driver, as from a Databricks notebook (docs/training.md)")
     num_processes: int = param(1, "DDP ranks --launcher spark starts (one GPU each on CUDA)")
+    tracking: bool = param(True, "log the run to MLflow: parameters, per-period metrics, output files, snapshot "
+                                 "tags (docs/training.md, Tracking runs with MLflow)")
+    tracking_uri: Optional[str] = param(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                              "'databricks' on a Databricks cluster, else the file store ./mlruns)")
+    experiment: str = param("grec", "MLflow experiment the runs go to (on Databricks a workspace path, "
+                                    "e.g. /Users/me@example.com/grec)")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}

@@ -17,7 +17,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -41,6 +41,7 @@ from training.models import ModelOutput, RankingModel, build_model, required_sid
 from training.report import write_metrics
 from training.side_inputs import load_side_inputs, side_inputs_from_state
 from training.step import TrainStep, capture_blockers
+from training.tracking import fit_run_name, fit_tags, log_fit, tracked
 from training.validation import CURVE_COLUMNS, EarlyStopping, score, validation_table
 
 LOSS_NAMES = ("ssl", "ltr")
@@ -76,6 +77,7 @@ class TrainResult:
     best_epoch: Optional[int] = None   # the epoch whose weights were kept (None: no validation split)
     best_score: float = float("nan")   # its validation score (mean AUC over tasks)
     warnings: tuple[str, ...] = ()     # e.g. an evaluation too small to trust
+    outputs: dict[str, Path] = field(default_factory=dict)  # the files written to out_dir (not the checkpoint)
 
     @property
     def captured(self) -> bool:
@@ -157,16 +159,22 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig, capturable: bool = False
     return opts
 
 
-def fit(cfg: TrainConfig, evaluate: bool = True) -> TrainResult:
+def fit(cfg: TrainConfig, evaluate: bool = True, parent_run: Optional[str] = None) -> TrainResult:
     """Train (validating every epoch when the table has a validation split), then score the
     evaluation split unless `evaluate` is False (model selection must not read it: it is not even
-    loaded, and the result's metrics are empty)."""
+    loaded, and the result's metrics are empty). With --tracking, rank 0 logs the run to MLflow
+    (training.tracking), as a child of `parent_run` when given."""
     cfg.validate()
     if cfg.run.threads is not None:
         torch.set_num_threads(cfg.run.threads)
     ctx = init_distributed(resolve_device(cfg.run.device))
     try:
-        return _fit(cfg, ctx, evaluate)
+        with tracked(cfg.run, fit_run_name(cfg, evaluate), fit_tags(cfg, evaluate), parent_run,
+                     enabled=ctx.is_main) as tracker:
+            result = _fit(cfg, ctx, evaluate)
+            if tracker is not None:
+                log_fit(tracker, cfg, result)
+        return result
     finally:
         shutdown(ctx)
 
@@ -404,6 +412,7 @@ def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label
     paths = write_metrics(result.metrics, out, title=f"{label}: {describe_snapshots_from(result.snapshots)}",
                           warnings=result.warnings)
     result.log.to_parquet(out / "train_log.parquet", index=False)
+    paths["train_log"] = out / "train_log.parquet"
     if result.validation is not None and len(result.validation):
         result.validation.to_parquet(out / "validation.parquet", index=False)
         paths["validation"] = out / "validation.parquet"
@@ -421,6 +430,7 @@ def write_results(result: TrainResult, cfg: TrainConfig, ctx: DistContext, label
         "outputs": {k: p.name for k, p in paths.items()}, **side_record,
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2, default=str))
+    result.outputs = {**paths, "run": out / "run.json"}
 
 
 def describe_snapshots_from(described: dict) -> str:

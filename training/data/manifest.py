@@ -42,3 +42,13 @@ def built_from(root: str, table: str, version: int, other: str) -> Optional[int]
     except SnapshotError:
         return None
     return runs.built_from(stages, table, version, other)
+
+
+def written_by(root: str, table: str, version: int) -> Optional[str]:
+    """The id of the run whose succeeded stage wrote `table` at `version` (the latest such stage),
+    or None when the manifest does not record it or the lake has none."""
+    try:
+        stages = _succeeded_stages(root)
+    except SnapshotError:
+        return None
+    return next((s.run_id for s in reversed(stages) if s.outputs.get(table) == version), None)
