@@ -134,5 +134,5 @@ def test_standalone_errors_name_the_problem(spark, tmp_path, capsys):
                "--where", "no_such_col")
     fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--where", "event = = 'buy'"], "--where")
     fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--max-users-per-item", "1"],
-               "max_users_per_item")
+               "--max-users-per-item")
     fails_with(["--input", path, "--user-col", "uid", "--item-col", "iid", "--val-fraction", "1"], "--val-fraction")
