@@ -34,9 +34,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from schemas.layout import normalize_root
 from training.config import RunConfig, TrainConfig
 from training.data.manifest import written_by
-from training.data.snapshot import normalize_root
 
 if TYPE_CHECKING:
     from training.compare import Comparison
