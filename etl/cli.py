@@ -17,6 +17,8 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+from etl.logs import configure_logging
+
 # command words -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("demo",): ("etl.demo", "run the whole pipeline and a short training on the embedded default"),
@@ -53,6 +55,7 @@ def _resolve(argv: Sequence[str]) -> tuple[Optional[tuple[str, ...]], list[str]]
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging()
     key, rest = _resolve(argv)
     if key is None:
         print(_usage(), file=sys.stdout if argv[:1] in (["-h"], ["--help"], []) else sys.stderr)

@@ -14,12 +14,15 @@ conflict that outlasts every attempt.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import time
 from typing import Callable, Optional, TypeVar
 
 from delta import exceptions as dx
+
+log = logging.getLogger(__name__)
 
 # Delta's conflict classes share no base in Python (each subclasses PySparkException), so all are named
 CONFLICTS = (dx.ConcurrentAppendException, dx.ConcurrentDeleteReadException, dx.ConcurrentDeleteDeleteException,
@@ -99,15 +102,10 @@ def with_conflict_retry(write: Callable[[], T], *, table: str, run_id: str, stag
                     f"was {describe(named)} ({kind}); gave up after {ATTEMPTS} attempts. Nothing of this stage "
                     f"was half-written: re-run with --run-id {run_id} when fewer runs write this lake") from None
             wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (attempt - 1)) * (0.5 + random.random())
-            _log(f"{stage}: {table}: {kind} with {describe(named)}; retrying in {wait:.1f} s "
+            log.info(f"{stage}: {table}: {kind} with {describe(named)}; retrying in {wait:.1f} s "
                  f"(attempt {attempt + 1}/{ATTEMPTS})")
             sleep(wait)
     raise AssertionError("unreachable")
-
-
-def _log(msg: str) -> None:
-    from etl.stage import log  # etl.stage imports the lake, which imports this module
-    log(msg)
 
 
 def delta_conflict_or_none(exc: BaseException) -> Optional[ConcurrentRunError]:

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         src = load_source(spark, "synthetic", **SYNTHETIC_FALLBACK)
     log(f"demo data: {src.description}")
     records = run_pipeline(spark, lake, run_id, src, PipelineConfig(neighbors=NeighborParams(k=args.k)))
-    print(summary(records, lake), file=sys.stderr)
+    log(summary(records, lake))
     spark.stop()
 
     from training.compare import main as compare_main

@@ -15,7 +15,6 @@ Any other exception inside the block is recorded the same way and re-raised.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -61,7 +60,8 @@ class _PendingWrite:
 
 
 def log(msg: str) -> None:
-    print(f"[grec {datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """A progress line of a stage or job (etl.logs.configure_logging prints it on stderr)."""
+    logger.info(msg)
 
 
 class Stage:

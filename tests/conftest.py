@@ -1,12 +1,17 @@
-"""One SparkSession for the whole test session (local[2], UI off, few shuffle partitions)."""
+"""One SparkSession for the whole test session (local[2], UI off, few shuffle partitions); grec's logging
+set up as the commands set it up."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
+from etl.logs import configure_logging
+
 os.environ.setdefault("GREC_SPARK_UI", "0")
 os.environ.setdefault("GREC_DRIVER_MEMORY", "3g")
+# as the commands do, so tests that call a stage directly see its progress lines on stderr
+configure_logging()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from etl.logs import configure_logging
 from schemas.contract import EXIT_INPUT
 from training.config import ConfigError, Launcher, TrainConfig, add_config_arguments, config_from_args
 from training.data.arrow_columns import ColumnError
@@ -58,6 +59,7 @@ def _input_error(e: Exception) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    configure_logging()
     parser = argparse.ArgumentParser(prog="grec train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

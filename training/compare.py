@@ -50,6 +50,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from etl.logs import configure_logging
 from schemas.contract import EXIT_INPUT
 from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
                                  summarise_overall)
@@ -312,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    configure_logging()
     parser = argparse.ArgumentParser(prog="grec compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

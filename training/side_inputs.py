@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import logging
 from typing import Mapping, Optional, Sequence
 
 import torch
@@ -23,6 +24,8 @@ from training.data.snapshot import DataFile
 from training.distributed import DistContext
 from training.models import SideInputs, required_side_inputs
 from training.pretrain import pretrain_lightgcn_bpr, read_training_graph
+
+log = logging.getLogger(__name__)
 
 MACRO_PREFIX = "macro."  # where MGOE keeps the macro buffers in its state dict
 
@@ -55,9 +58,9 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
         record["pretrain"] = {"task": task, "positives": len(graph.positives), "seconds": pre.seconds,
                               "epoch_losses": pre.epoch_losses}
         if ctx.is_main:
-            print(f"two-stage pretraining: LightGCN + BPR on {len(graph.positives):,} {task} pairs, "
-                  f"{m.pretrain_epochs} epochs in {pre.seconds:.1f} s, loss {pre.epoch_losses[0]:.4f} -> "
-                  f"{pre.epoch_losses[-1]:.4f}", flush=True)
+            log.info(f"two-stage pretraining: LightGCN + BPR on {len(graph.positives):,} {task} pairs, "
+                     f"{m.pretrain_epochs} epochs in {pre.seconds:.1f} s, loss {pre.epoch_losses[0]:.4f} -> "
+                     f"{pre.epoch_losses[-1]:.4f}")
     return SideInputs(macro=macro, graph_embeddings=embeddings, warm_start=warm), record
 
 

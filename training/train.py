@@ -92,7 +92,7 @@ def resolve_device(kind: DeviceKind) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if kind is DeviceKind.CUDA:
-        print("warning: --device cuda requested but CUDA is not available; running on CPU", file=sys.stderr)
+        log.warning("warning: --device cuda requested but CUDA is not available; running on CPU")
     return torch.device("cpu")
 
 

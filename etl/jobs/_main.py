@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 
 from etl.conflicts import CONFLICTS, ConcurrentRunError, delta_conflict_or_none
 from etl.lake import LakeError
+from etl.logs import configure_logging
 from etl.session import SparkSetupError
 from etl.sources.base import SourceError
 from etl.stage import StageFailed
@@ -62,6 +63,7 @@ def job_main(add_arguments: Callable[[argparse.ArgumentParser], None],
              run: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]] = None,
              description: Optional[str] = None, prog: Optional[str] = None) -> int:
     """`if __name__ == "__main__": raise SystemExit(job_main(add_arguments, run))`."""
+    configure_logging()
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

@@ -11,7 +11,6 @@ counts, timings and report.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
@@ -151,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if src is not None:
         log(f"data: {src.description}")
     records = run_pipeline(spark, lake, args.run_id, src, config, stages)
-    print(summary(records, lake), file=sys.stderr)
+    log(summary(records, lake))
     log(f"pipeline done in {time.perf_counter() - t0:.1f} s")
     return 0
 
