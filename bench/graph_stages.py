@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from etl.jobs._graph_props import INTERACTIONS, graph_cutoff, resolve_labels  # noqa: E402
+from etl.jobs.stage_inputs import INTERACTIONS, graph_cutoff, resolve_labels  # noqa: E402
 from etl.jobs.examples import examples_stage  # noqa: E402
 from etl.jobs.graph import graph_stage  # noqa: E402
 from etl.jobs.ingest import ingest  # noqa: E402

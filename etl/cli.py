@@ -61,9 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(_usage(), file=sys.stdout if argv[:1] in (["-h"], ["--help"], []) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     module = importlib.import_module(COMMANDS[key][0])
-    if hasattr(module, "main"):  # its own entry point: training needs no Spark, so skips etl.jobs._main
+    if hasattr(module, "main"):  # its own entry point: training needs no Spark, so skips etl.jobs.shell
         return module.main(rest)
-    from etl.jobs._main import job_main
+    from etl.jobs.shell import job_main
 
     parser_prog = "grec " + " ".join(key)
     return job_main(module.add_arguments, module.run, rest, description=module.__doc__, prog=parser_prog)

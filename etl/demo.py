@@ -15,7 +15,7 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from etl.jobs._main import add_common_arguments
+from etl.jobs.shell import add_common_arguments
 from etl.lake import Lake
 from etl.session import get_spark
 from etl.sources import load_source

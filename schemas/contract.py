@@ -2,7 +2,7 @@
 stage writes and later stages, the trainer and the notebooks read; and the exit codes of every
 `grec` command and spark-submit job.
 
-A stage reads them at the version its own run wrote (etl.jobs._graph_props.table_properties), as it
+A stage reads them at the version its own run wrote (etl.jobs.stage_inputs.table_properties), as it
 reads the tables themselves, so a run sharing the lake cannot change them midway. Lists are comma
 lists in code order: the code of a label, domain or edge type is its position. JVM-free.
 

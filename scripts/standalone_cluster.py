@@ -358,7 +358,7 @@ def compare_lakes(spark: SparkSession, lake_a, lake_b, tables: Sequence[str] = C
 def run_reference(lake_uri: str, run_id: str, pipeline_args: Sequence[str]) -> int:
     """The same pipeline arguments in this process on local[2] (the `grec etl run` code path)."""
     from etl.jobs import pipeline
-    from etl.jobs._main import job_main
+    from etl.jobs.shell import job_main
     from etl.session import get_spark
 
     get_spark("grec-reference", master="local[2]")

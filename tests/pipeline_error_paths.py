@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from etl.jobs import pipeline
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 

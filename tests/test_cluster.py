@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.jobs import pipeline
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import Lake, RunManifest, StageRecord
 from schemas.contract import EXIT_OK
 

@@ -26,7 +26,7 @@ import pytest
 import etl.stage
 from etl.jobs import examples as examples_job
 from etl.jobs import pipeline
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import Lake, RunManifest
 from etl.snapshot import load_snapshot
 from schemas.contract import EXIT_CHECKS, EXIT_OK

@@ -11,7 +11,7 @@ from etl.jobs import examples as examples_job
 from etl.jobs import graph as graph_job
 from etl.jobs import macro as macro_job
 from etl.jobs import neighbors as neighbors_job
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import RunManifest
 from etl.stage import read_report
 from schemas.contract import EXIT_INPUT, EXIT_OK

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from etl.jobs import ingest
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from schemas.contract import EXIT_CHECKS, EXIT_INPUT, EXIT_OK
 
 HEADER = "user_id,item_id,ts,domain,like,love"

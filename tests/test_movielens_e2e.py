@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.jobs import pipeline
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import RunManifest
 from etl.sources.base import shared_dir
 from schemas.contract import EXIT_OK

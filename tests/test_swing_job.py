@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import date, datetime
 
 from etl.jobs import swing as swing_job
-from etl.jobs._main import job_main
+from etl.jobs.shell import job_main
 from etl.lake import RunManifest
 from etl.transforms.swing import SwingParams
 from schemas.contract import EXIT_CHECKS, EXIT_INPUT, EXIT_OK

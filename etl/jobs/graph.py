@@ -17,9 +17,9 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import edge_rules, edge_violations, graph_stats_rules, must_be_empty, node_rules
-from etl.jobs._graph_props import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
+from etl.jobs.shell import InputError, add_common_arguments, job_main
+from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
                                    resolve_labels, resolve_split, split_policy_from_args)
-from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark, has_graphframes_jar
 from etl.stage import Stage, log

@@ -15,7 +15,7 @@ from typing import Optional
 from pyspark.sql import SparkSession
 
 from etl.checks.report import ExpectationOutcome
-from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.sources import SourceData, add_source_arguments, load_source_from_args

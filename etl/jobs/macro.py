@@ -13,8 +13,8 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import macro_rules, macro_violations, must_be_empty
-from etl.jobs._graph_props import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
-from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.jobs.shell import InputError, add_common_arguments, job_main
+from etl.jobs.stage_inputs import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage

@@ -10,8 +10,8 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph_rules import must_be_empty, neighbor_rules, neighbor_violations
-from etl.jobs._graph_props import edge_type_codes_of
-from etl.jobs._main import add_common_arguments, job_main
+from etl.jobs.shell import add_common_arguments, job_main
+from etl.jobs.stage_inputs import edge_type_codes_of
 from etl.lake import Lake, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage

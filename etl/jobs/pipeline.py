@@ -17,8 +17,8 @@ from typing import Callable, Optional
 
 from pyspark.sql import SparkSession
 
-from etl.jobs._graph_props import INTERACTIONS, resolve_labels, resolve_split
-from etl.jobs._main import InputError, add_common_arguments, job_main
+from etl.jobs.shell import InputError, add_common_arguments, job_main
+from etl.jobs.stage_inputs import INTERACTIONS, resolve_labels, resolve_split
 from etl.jobs.examples import ExamplesConfig, examples_stage
 from etl.jobs.graph import graph_stage
 from etl.jobs.ingest import IngestConfig, ingest

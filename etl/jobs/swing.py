@@ -21,9 +21,9 @@ from pyspark.sql.utils import AnalysisException
 
 from etl.checks.graph_rules import must_be_empty, rows_rule
 from etl.checks.report import ExpectationOutcome
-from etl.jobs._graph_props import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
+from etl.jobs.shell import InputError, add_common_arguments, job_main
+from etl.jobs.stage_inputs import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
                                    table_properties)
-from etl.jobs._main import InputError, add_common_arguments, job_main
 from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log

@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from etl.jobs._main import job_main
+    from etl.jobs.shell import job_main
 
     raise SystemExit(job_main(add_arguments, run, description=__doc__))

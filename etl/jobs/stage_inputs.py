@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from etl.jobs._main import InputError
+from etl.jobs.shell import InputError
 from etl.lake import Lake, RunManifest
 from etl.transforms.split import SplitCutoffs, SplitPolicy, split_cutoffs
 from schemas import contract
