@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from etl.checks.data_docs import site_uri
-from etl.checks.graph_rules import rows_rule
+from etl.checks.rules import rows_rule
 from etl.lake import Lake
 from etl.stage import Stage, StageFailed
 from schemas import Col, Kind, TableSchema

@@ -6,8 +6,10 @@ from datetime import date, datetime
 
 import pytest
 
-from etl.checks.graph_rules import (edge_rules, edge_violations, example_rules, macro_rules, neighbor_rules,
-                                    neighbor_violations, node_rules)
+from etl.checks.examples import example_rules
+from etl.checks.graph import edge_rules, edge_violations, node_rules
+from etl.checks.macro import macro_rules
+from etl.checks.neighbors import neighbor_rules, neighbor_violations
 from etl.checks.runner import validate
 from etl.transforms.split import SplitCutoffs
 from schemas.tables import EDGES, NEIGHBORS, NODES, examples, interactions, macro

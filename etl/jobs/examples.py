@@ -22,7 +22,8 @@ from typing import Iterator, Optional
 
 from pyspark.sql import SparkSession
 
-from etl.checks.graph_rules import example_rules, example_violations, must_be_empty
+from etl.checks.examples import example_rules, example_violations
+from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, join_list, graph_cutoffs, neighbors_k, prop,
                                    resolve_labels)

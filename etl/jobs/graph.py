@@ -16,7 +16,8 @@ import argparse
 
 from pyspark.sql import SparkSession
 
-from etl.checks.graph_rules import edge_rules, edge_violations, graph_stats_rules, must_be_empty, node_rules
+from etl.checks.graph import edge_rules, edge_violations, graph_stats_rules, node_rules
+from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
                                    resolve_labels, resolve_split, split_policy_from_args)

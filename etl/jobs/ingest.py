@@ -14,6 +14,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
+from etl.checks.ingest import fixed_width
 from etl.checks.report import ExpectationOutcome
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.lake import Lake, StageRecord
@@ -22,7 +23,7 @@ from etl.sources import SourceData, add_source_arguments, load_source_from_args
 from etl.stage import Stage
 from etl.transforms.ingest import (IngestRules, complete_items, complete_users, flag_rows, good_rows,
                                    mark_duplicates, quarantine_rows, rule_counts)
-from schemas import Expectation, TableSchema, contract
+from schemas import contract
 from schemas.params import add_param_arguments, check_bounds, param, params_from_args
 from schemas.tables import ITEMS, QUARANTINE, USERS
 
@@ -44,13 +45,6 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         check_bounds(self)
-
-
-def fixed_width(table: TableSchema) -> Expectation:
-    return Expectation("UnexpectedRowsExpectation", {
-        "description": f"{table.name}: every features array has the same length",
-        "unexpected_rows_query": "SELECT * FROM {batch} WHERE size(features) != "
-                                 "(SELECT max(size(features)) FROM {batch})"})
 
 
 def ingest(spark: SparkSession, lake: Lake, run_id: str, src: SourceData,

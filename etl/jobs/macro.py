@@ -12,7 +12,8 @@ import argparse
 
 from pyspark.sql import SparkSession
 
-from etl.checks.graph_rules import macro_rules, macro_violations, must_be_empty
+from etl.checks.macro import macro_rules, macro_violations
+from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
 from etl.lake import Lake, StageRecord

@@ -9,7 +9,8 @@ import argparse
 
 from pyspark.sql import SparkSession
 
-from etl.checks.graph_rules import must_be_empty, neighbor_rules, neighbor_violations
+from etl.checks.neighbors import neighbor_rules, neighbor_violations
+from etl.checks.rules import must_be_empty
 from etl.jobs.shell import add_common_arguments, job_main
 from etl.jobs.stage_inputs import edge_type_codes_of
 from etl.lake import Lake, StageRecord

@@ -19,8 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
-from etl.checks.graph_rules import must_be_empty, rows_rule
 from etl.checks.report import ExpectationOutcome
+from etl.checks.rules import must_be_empty
+from etl.checks.swing import swing_rules, swing_violations
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
                                    table_properties)
@@ -28,32 +29,11 @@ from etl.lake import Lake, RunManifest, StageRecord
 from etl.session import get_spark
 from etl.stage import Stage, log
 from etl.transforms.swing import SwingParams, SwingPreset, explain_empty, swing, swing_partitions
-from schemas import Expectation, contract
+from schemas import contract
 from schemas.params import ConfigError, ParamError, add_param_arguments, given_params, params_from_args
 from schemas.tables import ITEMS, SWING_I2I
 
 STAGE = "swing"
-
-
-def swing_rules(params: SwingParams) -> list[Expectation]:
-    """silver.swing_i2i: the schema's column rules plus finite scores, no self pairs, rank <= top_k."""
-    rules = [*SWING_I2I.expectations(),
-             rows_rule("scores are finite", "isnan(score) OR score = CAST('Infinity' AS DOUBLE)"),
-             rows_rule("no self pairs", "item_id = neighbor_id")]
-    if params.top_k is not None:
-        rules.append(rows_rule(f"rank <= top_k = {params.top_k}", f"`rank` > {params.top_k}"))
-    return rules
-
-
-def swing_violations(out: DataFrame, items: DataFrame, params: SwingParams) -> dict[str, DataFrame]:
-    """Key checks as joins: both ids exist in bronze.items; symmetry when no cap can cut a pair."""
-    known = items.select("item_id")
-    bad = {"item_id and neighbor_id exist in bronze.items": out.join(known, "item_id", "left_anti").unionByName(
-        out.join(known.withColumnRenamed("item_id", "neighbor_id"), "neighbor_id", "left_anti"))}
-    if params.caps_off:
-        mirror = out.select(F.col("neighbor_id").alias("item_id"), F.col("item_id").alias("neighbor_id"), "score")
-        bad["symmetric: s(i,j) = s(j,i)"] = out.join(mirror, ["item_id", "neighbor_id", "score"], "left_anti")
-    return bad
 
 
 def positives(interactions: DataFrame, positive_label: str, cutoff: Optional[date]) -> DataFrame:

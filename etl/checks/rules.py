@@ -1,0 +1,32 @@
+"""What every stage's checks are made of, beside the column-level rules their schemas give.
+
+Two kinds of rule:
+- Expectations validated on the table itself: the schema's rules plus row rules, written as GX
+  UnexpectedRowsExpectation queries over `{batch}` (`rows_rule`);
+- key rules that need another table, computed by the stage's `*_violations(...)` as a Spark join
+  that yields the violating rows; the job validates each such frame with `must_be_empty`, so the
+  report shows the count and sample rows of every broken rule.
+
+The stages' own rules live beside this module, one module per stage (etl.checks.graph,
+etl.checks.neighbors, etl.checks.examples, etl.checks.macro).
+"""
+from __future__ import annotations
+
+from schemas import Expectation
+
+
+def rows_rule(description: str, where: str) -> Expectation:
+    """Rows of the table matching `where` are violations."""
+    return Expectation("UnexpectedRowsExpectation", {
+        "description": description, "unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {where}"})
+
+
+def must_be_empty(description: str) -> list[Expectation]:
+    """The suite for a frame of violating rows: any row fails it."""
+    return [Expectation("UnexpectedRowsExpectation", {
+        "description": description, "unexpected_rows_query": "SELECT * FROM {batch}"})]
+
+
+def not_finite_positive(x: str) -> str:
+    # NaN compares greater than every number in Spark SQL, so test it explicitly.
+    return f"(isnan({x}) OR {x} <= 0 OR {x} = CAST('Infinity' AS DOUBLE))"
