@@ -27,18 +27,15 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl.lake import Lake, LakeError, RunManifest, TableVersion
+from etl.lake import Lake, RunManifest, TableVersion
 from etl.session import get_spark
 from schemas import runs
+from schemas.layout import SnapshotError
 from schemas.tables import NEIGHBORS, NODES, RUNS, examples, macro
 
 EXAMPLES_TABLE = examples([]).name
 MACRO_TABLE = macro([]).name
 COMPANION_TABLES = (NODES.name, NEIGHBORS.name, MACRO_TABLE)
-
-
-class SnapshotError(LakeError):
-    """A snapshot cannot be pinned or read; the message names the table, the version and what to do."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ import os
 from urllib.parse import urlparse
 
 
+class SnapshotError(RuntimeError):
+    """A table version cannot be resolved, pinned or read (by Spark or by raw-file reading); the
+    message names the table, the version and what to do. One class for the ETL's snapshot API
+    (etl.snapshot) and the trainer's reader (training.data.snapshot)."""
+
+
 def is_local(path: str) -> bool:
     """A bare path or a `file:` URI (a one-letter scheme is a Windows drive, not a scheme)."""
     scheme = urlparse(path).scheme

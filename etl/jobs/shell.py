@@ -18,6 +18,7 @@ from etl.session import SparkSetupError
 from etl.sources.base import SourceError
 from etl.stage import StageFailed
 from schemas.contract import EXIT_CHECKS, EXIT_CONFLICT, EXIT_INPUT, EXIT_INTERRUPTED
+from schemas.layout import SnapshotError
 from schemas.params import ConfigError
 
 
@@ -45,7 +46,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except StageFailed as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_CHECKS
-    except (InputError, ConfigError, SourceError, LakeError, SparkSetupError, FileNotFoundError) as e:
+    except (InputError, ConfigError, SourceError, LakeError, SnapshotError, SparkSetupError, FileNotFoundError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return EXIT_INPUT
     except ConcurrentRunError as e:

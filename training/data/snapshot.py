@@ -20,17 +20,13 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from schemas.layout import table_uri
+from schemas.layout import SnapshotError, table_uri
 from schemas.runs import parse_utc
 
 # Reader features that leave "the add actions' files, partition values restored" equal to the
 # table's rows. deletionVectors is checked separately: allowed only while no file carries one.
 RAW_READABLE_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck", "checkpointProtection",
                                    "deletionVectors"})
-
-
-class SnapshotError(RuntimeError):
-    """A table version cannot be resolved or cannot be served by raw-file reading; says which and why."""
 
 
 def file_uri(path: str) -> str:
