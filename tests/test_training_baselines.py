@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.test_training_models import N, example_batch, node_table
-from training.comparison import summarise_days, summarise_overall
+from training.comparison_tables import summarise_days, summarise_overall
 from training.compare import ModelSpec, parse_models
 from training.config import ConfigError, EncoderKind, LossWeighting, ModelConfig, ModelName, TrainConfig
 from training.data.examples import Neighbours

@@ -11,7 +11,7 @@ import torch
 
 from tests.training_lake import MACRO_CLUSTERS, TASKS, build_rows, macro_rows, write_planted_lake
 from training import cli
-from training.comparison import SUMMARY_COLUMNS
+from training.comparison_tables import SUMMARY_COLUMNS
 from training.config import DataConfig
 from training.data.loader import resolve_training_snapshots
 from training.data.macro import load_macro_table

@@ -13,7 +13,7 @@ from torch import nn
 
 from tests.test_training_compare import TINY
 from tests.training_lake import write_planted_lake
-from training.comparison import paired_lift
+from training.comparison_tables import paired_lift
 from training.config import ConfigError, EvalPeriod, TrainConfig
 from training.metrics import EPOCH, choose_period, evaluate, period_starts
 from training.selection import Grid, describe

@@ -52,7 +52,7 @@ import pandas as pd
 
 from etl.logs import configure_logging
 from schemas.contract import EXIT_INPUT
-from training.comparison import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
+from training.comparison_tables import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
                                  summarise_overall)
 from training.config import (ConfigError, EncoderKind, FusionKind, LossWeighting, ModelName, TrainConfig,
                              add_config_arguments, config_from_args)

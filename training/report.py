@@ -75,7 +75,7 @@ def auc_by_day_figure(metrics: pd.DataFrame, spread: Optional[str] = None) -> "F
 
 def lift_by_day_figure(days: pd.DataFrame, baseline: str) -> "Figure":
     """One panel per task: per period, one bar per model of its AUC lift over `baseline` in percent
-    (`lift_pct` of training.comparison's per-period summary; n/a periods have no bar), as the
+    (`lift_pct` of training.comparison_tables's per-period summary; n/a periods have no bar), as the
     E2E-GRec paper tabulates it. A bare matplotlib Figure, as `auc_by_day_figure`."""
     from matplotlib.figure import Figure
 

@@ -218,7 +218,7 @@ def fit_run_name(cfg: TrainConfig, evaluate: bool) -> str:
 
 def log_fit(tracker: Tracker, cfg: TrainConfig, result: "TrainResult") -> None:
     """Everything a finished training run has to tell: see the module doc."""
-    from training.comparison import over_periods
+    from training.comparison_tables import over_periods
 
     tracker.log_params(config_params(cfg))
     tracker.set_tags({**snapshot_tags(cfg.data.lake, cfg.data.run, result.snapshots), "grec.device": result.device})
