@@ -15,7 +15,7 @@ from etl.session import get_spark
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lake", required=True, help="lake root")
-    parser.add_argument("--run", default=None, help="only this run id")
+    parser.add_argument("--run", "--run-id", dest="run", default=None, help="only this run id")
 
 
 def run(args: argparse.Namespace) -> int:

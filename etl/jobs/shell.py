@@ -34,7 +34,8 @@ def new_run_id() -> str:
 def add_common_arguments(parser: argparse.ArgumentParser, lake_required: bool = True) -> None:
     parser.add_argument("--lake", required=lake_required,
                         help="lake root: a local folder or any Hadoop URI (file:, s3a:, abfss:)")
-    parser.add_argument("--run-id", default=None,
+    # --run-id everywhere; --run is its alias (as in grec train, grec compare and grec runs)
+    parser.add_argument("--run-id", "--run", dest="run_id", default=None,
                         help="run id recorded in the _runs manifest (default: run-<UTC timestamp>); "
                              "re-running the same id replaces that run's outputs, never duplicates them")
 
