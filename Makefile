@@ -16,13 +16,13 @@ wheel: setup
 # CI's command: the linter, then every test except the cases marked slow (they do not fit its time
 # budget), with the docstrings' examples of etl/, schemas/ and training/.
 test: lint
-	@$(ENV) python -m pytest -q -m "not slow" --doctest-modules tests etl schemas training
+	@$(ENV) python -m pytest -q -m "not slow" --doctest-modules tests grec etl schemas training
 
 test-all: lint
-	@$(ENV) python -m pytest -q --doctest-modules tests etl schemas training
+	@$(ENV) python -m pytest -q --doctest-modules tests grec etl schemas training
 
 lint: setup
-	@$(ENV) ruff check etl training schemas bench tests
+	@$(ENV) ruff check grec etl training schemas bench tests scripts
 
 clean-lake:
 	rm -rf lake

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from etl.jars import GREC_JAR_NAME, jars_dir  # noqa: E402  (standard library only, no pyspark)
 
 log = logging.getLogger("build_wheel")
-PACKAGES = ("etl", "training", "schemas")
+PACKAGES = ("grec", "etl", "training", "schemas")
 # What pyproject.toml needs besides the packages (its readme).
 PROJECT_FILES = ("pyproject.toml", "README.md")
 # The jar's place in the package: pyproject.toml's [tool.setuptools.package-data] names it.

@@ -10,7 +10,7 @@ from typing import Optional
 
 import pytest
 
-from etl.cli import main as grec
+from grec.cli import main as grec
 from etl.jobs import pipeline
 from etl.transforms.swing import SwingParams
 from schemas.params import (ConfigError, ParamError, add_param_arguments, check_bounds, declared, given_params,

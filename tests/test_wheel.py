@@ -68,9 +68,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def test_wheel_carries_the_packages_and_the_jvm_jar(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"etl/cli.py", "etl/jars.py", "etl/jobs/pipeline.py", "training/cli.py", "schemas/tables.py",
+    assert {"grec/cli.py", "etl/jars.py", "etl/jobs/pipeline.py", "training/cli.py", "schemas/tables.py",
             "etl/jvm/grec-jvm.jar"} <= names
-    assert "grec = etl.cli:main" in zipfile.ZipFile(wheel).read("grec-0.1.0.dist-info/entry_points.txt").decode()
+    assert "grec = grec.cli:main" in zipfile.ZipFile(wheel).read("grec-0.1.0.dist-info/entry_points.txt").decode()
     assert not any(n.startswith("delta-") or "/delta-" in n for n in names), "Delta's JARs must not ride in the wheel"
     assert not any("__pycache__" in n or n.endswith(".java") for n in names)
     # The checkout is left as it was: the jar was staged in a copy only.
@@ -142,7 +142,7 @@ spark = get_spark("grec-wheel-test")
 print("GREC_DRIVER_ETL=" + etl.__file__, flush=True)
 seen = spark.sparkContext.parallelize(range(4), 2).map(lambda _: __import__("etl").__file__).collect()
 print("GREC_EXECUTOR_ETL=" + "|".join(sorted(set(seen))), flush=True)
-from etl.cli import main
+from grec.cli import main
 sys.exit(main(["etl", "run", *sys.argv[1:]]))
 '''
 

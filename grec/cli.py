@@ -21,7 +21,7 @@ from etl.logs import configure_logging
 
 # command words -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("demo",): ("etl.demo", "run the whole pipeline and a short training on the embedded default"),
+    ("demo",): ("grec.demo", "run the whole pipeline and a short training on the embedded default"),
     ("etl", "run"): ("etl.jobs.pipeline", "run every ETL stage in order under one run id"),
     ("etl", "ingest"): ("etl.jobs.ingest", "source -> bronze.interactions/users/items (+ quarantine)"),
     ("etl", "swing"): ("etl.jobs.swing", "bronze positives -> silver.swing_i2i"),
