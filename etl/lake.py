@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl.conflicts import ConcurrentRunError, with_conflict_retry
+from etl.hadoop import filesystem
 from schemas import TableSchema
 from schemas.layout import normalize_root, table_uri
 from schemas.tables import RUNS
@@ -191,9 +192,7 @@ class Lake:
     # ---- plain files (reports) --------------------------------------------------------------
     def write_text(self, spark: SparkSession, uri: str, text: str) -> None:
         """Write a small text file through Hadoop's FileSystem, so any lake scheme works."""
-        jvm = spark._jvm
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs, path = filesystem(spark, uri)
         stream = fs.create(path, True)
         try:
             stream.write(bytearray(text.encode("utf-8")))
@@ -203,22 +202,18 @@ class Lake:
     def put_dir(self, spark: SparkSession, local_dir: str, uri: str) -> None:
         """Replace the folder at `uri` with a copy of the local folder `local_dir` (a report site),
         through Hadoop's FileSystem, so any lake scheme works."""
-        jvm = spark._jvm
-        dst = jvm.org.apache.hadoop.fs.Path(uri)
-        fs = dst.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs, dst = filesystem(spark, uri)
         fs.delete(dst, True)  # else Hadoop copies the folder *into* an existing one
-        fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path("file://" + os.path.abspath(local_dir)), dst)
+        fs.copyFromLocalFile(False, True, filesystem(spark, local_dir)[1], dst)
 
     def read_text(self, spark: SparkSession, uri: str) -> str:
         """Read a small text file (a report) through Hadoop's FileSystem, so any lake scheme works."""
-        jvm = spark._jvm
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs, path = filesystem(spark, uri)
         if not fs.exists(path):
             raise LakeError(f"no file at {uri}")
         stream = fs.open(path)
         try:
-            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         finally:
             stream.close()
 

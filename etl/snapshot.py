@@ -27,6 +27,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from etl.hadoop import filesystem
 from etl.lake import Lake, RunManifest, TableVersion
 from etl.session import get_spark
 from schemas import runs
@@ -166,11 +167,10 @@ def _check_in_history(commits: list[tuple[int, int]], table: str, version: int, 
 def _check_files_exist(spark: SparkSession, lake: Lake, stages: list[runs.StageRun], tv: TableVersion,
                        pinned_by: str) -> None:
     files = lake.read(spark, tv.table, version=tv.version).inputFiles()
-    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
     missing = []
     for uri in files:
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        if not path.getFileSystem(conf).exists(path):
+        fs, path = filesystem(spark, uri)
+        if not fs.exists(path):
             missing.append(uri)
     if missing:
         later = {r: v for r, v in runs.writers_of(stages, tv.table).items() if v > tv.version}

@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional, Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from etl.hadoop import filesystem
 from schemas.columns import Kind
-from schemas.layout import to_uri
 from schemas.tables import FEATURES, INTERACTIONS_BASE
 
 # The key columns of the input contract (docs/method.md §Contract) a source provides (ingest
@@ -123,12 +123,6 @@ def shared_dir() -> Path:
     return Path(os.environ.get("GREC_SHARED") or REPO_ROOT / ".." / "shared").resolve()
 
 
-def _filesystem(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(to_uri(path))
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
-
-
 def _hidden(relative: str) -> bool:
     # Spark's file sources skip these too: `_SUCCESS`, `.crc`, `_delta_log/`, `_temporary/`.
     return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
@@ -137,7 +131,7 @@ def _hidden(relative: str) -> bool:
 def matching_files(spark: SparkSession, path: str) -> list[str]:
     """Data files at `path` (a file, a folder read recursively, or a glob) via Hadoop's filesystem,
     so any URI Spark reads works. Hidden files and folders (`_SUCCESS`, `.crc`, `_delta_log`) are left out."""
-    fs, hpath = _filesystem(spark, path)
+    fs, hpath = filesystem(spark, path)
     out: list[str] = []
     for st in fs.globStatus(hpath) or []:
         root = st.getPath().toString()
@@ -153,7 +147,7 @@ def matching_files(spark: SparkSession, path: str) -> list[str]:
 
 
 def is_delta_table(spark: SparkSession, path: str) -> bool:
-    fs, hpath = _filesystem(spark, path.rstrip("/") + "/_delta_log")
+    fs, hpath = filesystem(spark, path.rstrip("/") + "/_delta_log")
     return bool(fs.exists(hpath))
 
 

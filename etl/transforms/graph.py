@@ -28,6 +28,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from etl.sources.base import item_domains
 from etl.transforms.graph_algos import out_degrees
 from schemas.tables import EDGES, ITEMS, NODES, USERS
 
@@ -108,10 +109,7 @@ def _zeros(width: int) -> Column:
 def _item_domains(interactions: DataFrame, items: DataFrame) -> DataFrame:
     """item_id -> domain: the items table's, else the item's most frequent domain in the
     interactions (ties: smallest domain), for items that only appear in the logs."""
-    per_domain = interactions.groupBy("item_id", "domain").count()
-    first = Window.partitionBy("item_id").orderBy(F.col("count").desc(), F.col("domain"))
-    from_log = (per_domain.withColumn("_r", F.row_number().over(first)).where("_r = 1")
-                .select("item_id", F.col("domain").alias("_log_domain")))
+    from_log = item_domains(interactions).withColumnRenamed("domain", "_log_domain")
     return (from_log.join(items.select("item_id", "domain"), "item_id", "full")
             .select("item_id", F.coalesce("domain", "_log_domain").alias("domain")))
 

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl.sources.base import TsUnit
+from etl.sources.base import TsUnit, item_domains
 from schemas import TableSchema
 from schemas.tables import MIN_PLAUSIBLE_TS, interactions
 
@@ -178,10 +178,7 @@ def complete_users(users: DataFrame | None, good: DataFrame) -> DataFrame:
 
 def complete_items(items: DataFrame | None, good: DataFrame) -> DataFrame:
     """Every item gets a row; one missing from the side table takes its most frequent domain."""
-    w = Window.partitionBy("item_id").orderBy(F.col("n").desc(), F.col("domain"))
-    domains = (good.groupBy("item_id", "domain").agg(F.count("*").alias("n"))
-               .withColumn("r", F.row_number().over(w)).where("r = 1").select("item_id", "domain"))
-    return _complete(items, domains, "item_id", extra=["domain"])
+    return _complete(items, item_domains(good), "item_id", extra=["domain"])
 
 
 def _complete(side: DataFrame | None, ids: DataFrame, key: str, extra: list[str]) -> DataFrame:
