@@ -7,7 +7,7 @@
 - a stage process killed with SIGKILL while it writes leaves the last committed version readable,
   and re-running the same run id completes without duplicate rows or manifest entries.
 
-The fault is injected by monkeypatching the check runner that Stage.check calls (etl.stage.validate)
+The fault is injected by monkeypatching the check runner that Stage.check calls (etl.stage.validate_suite)
 so that the stage's main output table gets one more expectation, which no row passes.
 """
 from __future__ import annotations
@@ -77,13 +77,13 @@ def test_a_failed_check_at_each_boundary_stops_the_run_and_writes_nothing(spark,
     lake, run_id = baseline, f"bad-{stage}"
     before = _versions(spark, lake)
     assert None not in before.values(), before
-    real_validate = etl.stage.validate
+    real_validate = etl.stage.validate_suite
 
-    def validate_with_fault(df, expectations, table):
+    def validate_with_fault(df, expectations, table, **kwargs):
         extra = [_injected(stage)] if table == BOUNDARY[stage][0] else []
-        return real_validate(df, [*expectations, *extra], table)
+        return real_validate(df, [*expectations, *extra], table, **kwargs)
 
-    monkeypatch.setattr(etl.stage, "validate", validate_with_fault)
+    monkeypatch.setattr(etl.stage, "validate_suite", validate_with_fault)
     # From the failing stage on: the stages before it would commit new versions of their own tables.
     assert _pipeline(lake, run_id, stages=pipeline.STAGES[pipeline.STAGES.index(stage):]) == EXIT_CHECKS
 
