@@ -39,9 +39,10 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from etl.jobs import pipeline  # noqa: E402
-from etl.jobs.shell import EXIT_OK, job_main  # noqa: E402
+from etl.jobs.shell import job_main  # noqa: E402
 from etl.lake import Lake, RunManifest, TableVersion  # noqa: E402
 from etl.session import get_spark  # noqa: E402
+from schemas.contract import EXIT_OK  # noqa: E402
 from schemas.tables import NEIGHBORS  # noqa: E402
 
 
