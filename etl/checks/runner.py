@@ -1,7 +1,7 @@
 """Run a list of `schemas.Expectation`s on a Spark DataFrame with Great Expectations 1.x.
 
 One ephemeral GX context per process (creating one costs seconds); the DataFrame should be cached
-by the caller, since each expectation is one Spark job over it.
+by the caller: the screen scans it once, and GX again for every rule that fails.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from pyspark.sql import DataFrame
 
 from etl.checks.report import ExpectationOutcome
+from etl.checks.screen import screen
 from schemas import Expectation
 
 _ids = itertools.count()
@@ -66,16 +67,30 @@ def validate_suite(df: DataFrame, expectations: Sequence[Expectation], table: st
                    suite_name: str | None = None) -> SuiteRun:
     """Validate `df` against `expectations` as the GX suite `suite_name` (default: `table`).
 
-    Two passes: every expectation with result_format BOOLEAN_ONLY, then only the ones that failed
-    with SUMMARY (counts, percentages, sample bad values). SUMMARY makes GX fetch a sample of
-    unexpected values for every column rule, passing or not: on 1M examples (62 rules) it ran 98
-    Spark jobs where BOOLEAN_ONLY runs 36 (29.2 s against 16.5 s). Passing rules are reported
-    without an observed value. The GX result merges both passes, so Data Docs show the failed rules'
-    counts and samples without validating again.
+    Three steps, so that a passing suite costs one scan of the frame:
+    1. `screen.screen` evaluates every data rule it knows as one aggregate query;
+    2. GX validates the rules the screen left alone (the schema rules, answered from the frame's
+       schema without a Spark job, and any rule shape the screen does not know) with result_format
+       BOOLEAN_ONLY;
+    3. GX validates every rule that failed either step with SUMMARY (counts, percentages, sample
+       bad values); its verdict is the one reported.
+    GX's SUMMARY fetches a sample of unexpected values for every column rule, passing or not, and
+    even BOOLEAN_ONLY runs jobs per rule: on 1M examples (62 rules) they took 98 and 36 Spark jobs.
+    Passing rules are reported without an observed value. The GX result holds every rule (the
+    screened passes as passed results of their expectations), so Data Docs show the whole suite
+    and the failed rules' counts and samples without validating again.
     """
     t0 = time.perf_counter()
-    first_pass, results = _results(df, expectations, {"result_format": "BOOLEAN_ONLY"})
-    failed = [i for i, r in enumerate(results) if not r.success]
+    verdicts = screen(df, expectations)
+    unscreened = [i for i, v in enumerate(verdicts) if v is None]
+    first_pass, gx_results = _results(df, [expectations[i] for i in unscreened], {"result_format": "BOOLEAN_ONLY"})
+    results: list[Any] = [None] * len(expectations)
+    for i, r in zip(unscreened, gx_results):
+        results[i] = r
+    for i, v in enumerate(verdicts):
+        if v:
+            results[i] = _passed(expectations[i], i)
+    failed = [i for i, r in enumerate(results) if r is None or not r.success]
     if failed:
         _, detailed = _results(df, [expectations[i] for i in failed],
                                {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
@@ -83,6 +98,16 @@ def validate_suite(df: DataFrame, expectations: Sequence[Expectation], table: st
             results[i] = r
     outcomes = [_outcome(df, table, exp, r) for exp, r in zip(expectations, results)]
     return SuiteRun(outcomes, time.perf_counter() - t0, _merged(first_pass, results, suite_name or table))
+
+
+def _passed(exp: Expectation, index: int) -> Any:
+    """GX's result object for a rule the screen passed, as a BOOLEAN_ONLY validation reports it."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    return ExpectationValidationResult(success=True, expectation_config=_build(exp, index).configuration,
+                                       result={}, exception_info={"raised_exception": False,
+                                                                  "exception_message": None,
+                                                                  "exception_traceback": None})
 
 
 def _results(df: DataFrame, expectations: Sequence[Expectation], result_format: dict[str, Any]) -> tuple[Any, list]:

@@ -1,0 +1,136 @@
+"""The one-query screen of a suite's data rules agrees with Great Expectations' own verdicts.
+
+The oracle is GX itself, validating every rule on the same frame; the screen must pass exactly the
+rules GX passes (it may only fail more, and then GX decides), and `validate_suite` must report
+GX's verdict, counts and sample for every failed rule.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from pyspark.sql import types as T
+
+from etl.checks import runner
+from etl.checks.rules import must_be_empty, rows_rule
+from etl.checks.screen import screen
+from schemas import Expectation
+
+SCHEMA = T.StructType([
+    T.StructField("id", T.LongType()),
+    T.StructField("name", T.StringType()),
+    T.StructField("ts", T.TimestampType()),
+    T.StructField("score", T.DoubleType()),
+    T.StructField("a", T.LongType()),
+    T.StructField("b", T.StringType()),
+])
+ROWS = [
+    (1, "x", datetime(2020, 1, 1), 0.5, 1, "p"),
+    (2, "y", datetime(2021, 6, 1), 1.0, 1, "q"),
+    (3, None, datetime(1985, 1, 1), 0.0, 2, "p"),
+    (3, "z", datetime(2022, 1, 1), None, 2, "q"),
+]
+
+
+def E(kind: str, **kw) -> Expectation:
+    return Expectation(kind, kw)
+
+
+# (expectation, does GX pass it on ROWS?) -- worked out by hand from ROWS
+CASES = [
+    (E("ExpectColumnValuesToNotBeNull", column="id"), True),
+    (E("ExpectColumnValuesToNotBeNull", column="name"), False),
+    (E("ExpectColumnValuesToBeInSet", column="name", value_set=["x", "y", "z"]), True),  # null ignored
+    (E("ExpectColumnValuesToBeInSet", column="name", value_set=["x", "y"]), False),
+    (E("ExpectColumnValuesToBeBetween", column="score", min_value=0.0, max_value=1.0), True),
+    (E("ExpectColumnValuesToBeBetween", column="score", min_value=0.0, strict_min=True), False),
+    (E("ExpectColumnValuesToBeBetween", column="score", max_value=1.0, strict_max=True), False),
+    (E("ExpectColumnValuesToBeBetween", column="ts", min_value="1990-01-01T00:00:00"), False),
+    (E("ExpectColumnValuesToBeBetween", column="ts", min_value="1980-01-01T00:00:00"), True),
+    (E("ExpectColumnValuesToBeUnique", column="name"), True),
+    (E("ExpectColumnValuesToBeUnique", column="id"), False),
+    (E("ExpectCompoundColumnsToBeUnique", column_list=["a", "b"]), True),
+    (E("ExpectCompoundColumnsToBeUnique", column_list=["id", "a"]), False),
+    (E("ExpectTableRowCountToBeBetween", min_value=1), True),
+    (E("ExpectTableRowCountToBeBetween", min_value=5), False),
+    (E("ExpectTableRowCountToEqual", value=4), True),
+    (E("ExpectTableRowCountToEqual", value=3), False),
+    (rows_rule("no score above a", "score > a"), True),
+    (rows_rule("ids are odd", "id % 2 = 0"), False),
+    (E("ExpectColumnValuesToBeOfType", column="id", type_="LongType"), True),
+    (E("ExpectColumnValuesToBeOfType", column="id", type_="StringType"), False),
+    (E("ExpectTableColumnsToMatchSet", column_set=["id", "name", "ts", "score", "a", "b"], exact_match=True), True),
+    (E("ExpectColumnValuesToNotBeNull", column="nope"), False),
+]
+
+
+@pytest.fixture(scope="module")
+def frame(spark):
+    return spark.createDataFrame(ROWS, SCHEMA).cache()
+
+
+def test_gx_agrees_with_the_hand_worked_verdicts(frame):
+    # the oracle's own sanity: GX on every case, as hand-worked above
+    _, results = runner._results(frame, [c for c, _ in CASES], {"result_format": "BOOLEAN_ONLY"})
+    assert [bool(r.success) for r in results] == [ok for _, ok in CASES]
+
+
+def test_screen_passes_exactly_what_gx_passes(frame):
+    verdicts = screen(frame, [c for c, _ in CASES])
+    for (exp, ok), v in zip(CASES, verdicts):
+        if exp.kind in ("ExpectColumnValuesToBeOfType", "ExpectTableColumnsToMatchSet") or "nope" in str(exp.kwargs):
+            assert v is None, exp.describe()  # schema rules and missing columns are GX's
+        else:
+            assert v is ok, exp.describe()
+
+
+def test_null_keys_follow_gx(spark):
+    # a repeated null is no duplicate to GX, nor to the screen
+    single = spark.createDataFrame([(None,), (None,), (1,)], "k long")
+    unique = E("ExpectColumnValuesToBeUnique", column="k")
+    assert screen(single, [unique]) == [True]
+    assert runner._results(single, [unique], {"result_format": "BOOLEAN_ONLY"})[1][0].success
+    # a partly null compound key is left to GX, whose verdict is reported
+    compound = spark.createDataFrame([(1, None), (1, None), (2, 3)], "a long, b long")
+    pair = E("ExpectCompoundColumnsToBeUnique", column_list=["a", "b"])
+    assert screen(compound, [pair]) == [False]
+    gx_ok = runner._results(compound, [pair], {"result_format": "BOOLEAN_ONLY"})[1][0].success
+    assert runner.validate_suite(compound, [pair], "t").outcomes[0].success == gx_ok
+
+
+def test_validate_suite_reports_gx_counts_and_samples_for_failures(frame):
+    run = runner.validate_suite(frame, [c for c, _ in CASES], "t")
+    assert [o.success for o in run.outcomes] == [ok for _, ok in CASES]
+    by_rule = {o.expectation: o for o in run.outcomes}
+    names = by_rule[E("ExpectColumnValuesToBeInSet", column="name", value_set=["x", "y"]).describe()]
+    assert names.unexpected_count == 1 and names.sample == ["z"]
+    odd = by_rule[rows_rule("ids are odd", "id % 2 = 0").describe()]
+    assert sorted(r["id"] for r in odd.sample) == [2]
+    # the GX result behind Data Docs holds every rule, screened passes included
+    assert len(run.gx_result.results) == len(CASES)
+    assert run.gx_result.statistics["successful_expectations"] == sum(ok for _, ok in CASES)
+
+
+def test_must_be_empty_is_screened_as_a_row_count(spark):
+    empty = spark.createDataFrame([], "x long")
+    assert screen(empty, must_be_empty("no orphan")) == [True]
+    assert screen(spark.createDataFrame([(1,)], "x long"), must_be_empty("no orphan")) == [False]
+
+
+def test_a_passing_suite_runs_fewer_spark_jobs_than_gx(spark, frame):
+    frame.count()  # the cache is built, so only the rules' own jobs are counted
+    passing = [c for c, ok in CASES if ok]
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs(group: str, work) -> int:
+        spark.sparkContext.setJobGroup(group, group)
+        try:
+            work()
+        finally:
+            spark.sparkContext.setJobGroup("", "")
+        return len(tracker.getJobIdsForGroup(group))
+
+    screened = jobs("grec-screen", lambda: screen(frame, passing))
+    gx = jobs("grec-gx", lambda: runner._results(frame, passing, {"result_format": "BOOLEAN_ONLY"}))
+    # one aggregate, whose distinct-key part adds stages that adaptive execution runs as jobs
+    assert screened <= 3 < gx
