@@ -13,16 +13,18 @@ demo: setup
 wheel: setup
 	@$(ENV) python scripts/build_wheel.py --out dist
 
-# CI's command: the linter, then every test except the cases marked slow (they do not fit its time
-# budget), with the docstrings' examples of etl/, schemas/ and training/.
+# CI's command: the linter and the type checker, then every test except the cases marked slow (they
+# do not fit its time budget), with the docstrings' examples of etl/, schemas/ and training/.
 test: lint
 	@$(ENV) python -m pytest -q -m "not slow" --doctest-modules tests grec etl schemas training
 
 test-all: lint
 	@$(ENV) python -m pytest -q --doctest-modules tests grec etl schemas training
 
+# ruff, then mypy over grec, etl, training and schemas (its settings: pyproject.toml, [tool.mypy])
 lint: setup
 	@$(ENV) ruff check grec etl training schemas bench tests scripts
+	@$(ENV) mypy
 
 clean-lake:
 	rm -rf lake

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl.conflicts import ConcurrentRunError, with_conflict_retry
-from etl.hadoop import filesystem
+from etl.hadoop import filesystem, jvm
 from schemas import TableSchema
 from schemas.layout import normalize_root, table_uri
 from schemas.tables import RUNS
@@ -52,6 +52,7 @@ def _user_metadata(spark: SparkSession, meta: str) -> Iterator[None]:
 def newest_commit(spark: SparkSession, path: str) -> dict:
     """The table's newest commit as {version, operation, userMetadata (parsed)}, for messages."""
     last = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "userMetadata").first()
+    assert last is not None  # a Delta table's history holds at least its creating commit
     try:
         meta = json.loads(last["userMetadata"] or "{}")
     except ValueError:
@@ -90,7 +91,9 @@ class Lake:
         """The table's latest committed version, or None when it does not exist yet."""
         if not self.exists(spark, table):
             return None
-        return DeltaTable.forPath(spark, self.path(table)).history(1).select("version").first()[0]
+        last = DeltaTable.forPath(spark, self.path(table)).history(1).select("version").first()
+        assert last is not None  # a Delta table's history holds at least its creating commit
+        return last[0]
 
     def read(self, spark: SparkSession, table: str | TableSchema, version: Optional[int] = None,
              timestamp: Optional[str] = None) -> DataFrame:
@@ -140,12 +143,12 @@ class Lake:
                         writer = writer.partitionBy(*schema.partition_by)
                     writer.save(self.path(schema))
                 else:
-                    writer = out.writeTo(f"delta.`{self.path(schema)}`").using("delta")
+                    writer_v2 = out.writeTo(f"delta.`{self.path(schema)}`").using("delta")
                     for k, v in (properties or {}).items():
-                        writer = writer.tableProperty(k, v)
+                        writer_v2 = writer_v2.tableProperty(k, v)
                     if schema.partition_by:
-                        writer = writer.partitionedBy(*(F.col(c) for c in schema.partition_by))
-                    writer.createOrReplace()
+                        writer_v2 = writer_v2.partitionedBy(*(F.col(c) for c in schema.partition_by))
+                    writer_v2.createOrReplace()
 
         with_conflict_retry(attempt, table=schema.name, run_id=run_id, stage=stage,
                             latest=lambda: newest_commit(spark, self.path(schema)))
@@ -155,7 +158,9 @@ class Lake:
         if mine is None and replace_where and out.isEmpty():
             # Delta commits nothing for an overwrite that neither adds nor removes a file (no rows of
             # this run, none before): the run's (zero) rows are those of the current version
-            return TableVersion(schema.name, self.version(spark, schema), 0)
+            version = self.version(spark, schema)
+            assert version is not None  # a new table gets a commit; only an existing one gets none
+            return TableVersion(schema.name, version, 0)
         if mine is None:
             raise LakeError(f"{stage}: wrote {schema.name} but its commit is not among the last "
                             f"{OWN_COMMIT_LOOKBACK} versions of {self.path(schema)}")
@@ -170,6 +175,7 @@ class Lake:
             rows = spark.sql(f"SHOW TBLPROPERTIES delta.`{self.path(table)}@v{int(version)}`").collect()
             return {r["key"]: r["value"] for r in rows}
         detail = DeltaTable.forPath(spark, self.path(table)).detail().select("properties").first()
+        assert detail is not None  # DESCRIBE DETAIL gives one row
         return dict(detail[0] or {})
 
     def history(self, spark: SparkSession, table: str | TableSchema) -> DataFrame:
@@ -213,7 +219,7 @@ class Lake:
             raise LakeError(f"no file at {uri}")
         stream = fs.open(path)
         try:
-            return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            return jvm(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         finally:
             stream.close()
 

@@ -91,6 +91,7 @@ def load_snapshot(lake: Lake | str, *, run: Optional[str] = None, version: Optio
     elif version is not None:
         ex_version, pinned_by = int(version), f"version {version}"
     else:
+        assert timestamp is not None  # exactly one pin is given
         ex_version, pinned_by = _examples_as_of(ex_commits, timestamp), f"timestamp {timestamp}"
     _check_in_history(ex_commits, EXAMPLES_TABLE, ex_version, pinned_by)
     if not any(s.outputs.get(EXAMPLES_TABLE) == ex_version for s in stages):

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -88,6 +88,7 @@ class Stage:
             version = self.manifest.own_version(self.spark, self.run_id, name)
         v = self.lake.version(self.spark, table) if version is None else version
         df = self.lake.read(self.spark, table, version=v)
+        assert v is not None  # lake.read raised LakeError if the table does not exist
         self.record.inputs.append(TableVersion(name, v))
         return df
 
@@ -131,7 +132,7 @@ class Stage:
         self.manifest.claim(self.spark, self.record)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             if exc is None and self.report.success:
                 self._write_all()

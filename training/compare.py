@@ -125,7 +125,8 @@ class ModelSpec:
     def config(self, base: TrainConfig, seed: int, out: Path) -> TrainConfig:
         cfg = TrainConfig.from_dict(base.to_dict())
         cfg.model.name = self.model
-        for (section, name), value in ABLATION_SETTINGS.get(self.ablation, {}).items():
+        settings = ABLATION_SETTINGS.get(self.ablation, {}) if self.ablation is not None else {}
+        for (section, name), value in settings.items():
             setattr(getattr(cfg, section), name, value)
         cfg.run.seed, cfg.run.label, cfg.run.out = seed, self.label, str(out)
         return cfg.validate()

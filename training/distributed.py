@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -54,7 +54,8 @@ def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
     """DDP around `model`; its buffers (node degrees and features) are constant, so they are not
     re-broadcast before every forward (the flag's name changed in torch 2.13)."""
     params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
-    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    no_sync: dict[str, Any] = ({"forward_sync_buffers": False} if "forward_sync_buffers" in params
+                               else {"broadcast_buffers": False})
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None, **no_sync)
 
@@ -88,6 +89,7 @@ def in_step(ctx: DistContext, batches: Iterable[T]) -> Iterator[T]:
             for _ in it:  # drain, so the reader's threads finish cleanly
                 pass
             return
+        assert batch is not None  # this rank is among those that have one
         yield batch
 
 

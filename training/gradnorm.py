@@ -40,6 +40,8 @@ class GradNormStep:
 
 
 class GradNorm(nn.Module):
+    initial_losses: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, names: Sequence[str], initial: Sequence[float], alpha: float = 1.0, lr: float = 0.025,
                  capturable: bool = False):
         super().__init__()
@@ -58,7 +60,9 @@ class GradNorm(nn.Module):
     def combine(self, losses: Sequence[torch.Tensor]) -> torch.Tensor:
         """sum_i w_i L_i with the current weights as constants (a copy: the update must not touch it)."""
         w = self.weights.detach().clone()
-        return sum(w[i] * loss for i, loss in enumerate(losses))
+        total = sum(w[i] * loss for i, loss in enumerate(losses))
+        assert isinstance(total, torch.Tensor)  # two or more losses (__init__)
+        return total
 
     def step(self, losses: Sequence[torch.Tensor], shared: torch.Tensor,
              reduce_grad: Optional[Callable[[torch.Tensor], None]] = None) -> GradNormStep:

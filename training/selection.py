@@ -37,7 +37,7 @@ class Grid:
     @classmethod
     def parse(cls, specs: Sequence[str]) -> "Grid":
         """From `name=v1,v2,...` texts (a flat flag name such as lr, or section.field)."""
-        axes = []
+        axes: list[tuple[tuple[str, str], tuple[Any, ...]]] = []
         for spec in specs:
             name, eq, values = spec.partition("=")
             parts = [v.strip() for v in values.split(",") if v.strip()]

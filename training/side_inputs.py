@@ -48,17 +48,17 @@ def load_side_inputs(cfg: TrainConfig, snaps: TrainingSnapshots, nodes: NodeTabl
         if graph is None:
             raise ConfigError(f"--model {cfg.model.name.value} pretrains on {cfg.data.neighbors_table}, "
                               "which was not loaded")
-        graph = read_training_graph(train_files, task, graph, cfg.data.workers)
-        pre = pretrain_lightgcn_bpr(graph, nodes.degree, dim=m.id_dim, epochs=m.pretrain_epochs, lr=m.pretrain_lr,
-                                    l2=m.pretrain_l2, batch_size=cfg.data.batch_size, seed=cfg.run.seed,
-                                    device=ctx.device)
+        training_graph = read_training_graph(train_files, task, graph, cfg.data.workers)
+        pre = pretrain_lightgcn_bpr(training_graph, nodes.degree, dim=m.id_dim, epochs=m.pretrain_epochs,
+                                    lr=m.pretrain_lr, l2=m.pretrain_l2, batch_size=cfg.data.batch_size,
+                                    seed=cfg.run.seed, device=ctx.device)
         embeddings, warm = (_same_on_every_rank(t, ctx) for t in (pre.embeddings, pre.ids))
         if "graph_embeddings" not in needs:
             embeddings = None
-        record["pretrain"] = {"task": task, "positives": len(graph.positives), "seconds": pre.seconds,
+        record["pretrain"] = {"task": task, "positives": len(training_graph.positives), "seconds": pre.seconds,
                               "epoch_losses": pre.epoch_losses}
         if ctx.is_main:
-            log.info(f"two-stage pretraining: LightGCN + BPR on {len(graph.positives):,} {task} pairs, "
+            log.info(f"two-stage pretraining: LightGCN + BPR on {len(training_graph.positives):,} {task} pairs, "
                      f"{m.pretrain_epochs} epochs in {pre.seconds:.1f} s, loss {pre.epoch_losses[0]:.4f} -> "
                      f"{pre.epoch_losses[-1]:.4f}")
     return SideInputs(macro=macro, graph_embeddings=embeddings, warm_start=warm), record

@@ -87,10 +87,12 @@ class TrainStep:
             for k, v in cols.items():
                 self.static_in[k].copy_(v, non_blocking=True)
             self.graph.replay()
+            assert self.static_out is not None  # captured along with the graph
             return self.static_out.clone()
         if not self.capture:
             return self.eager(cols)
         if self.steps <= self.warmup:
+            assert self._side is not None  # made in __init__ whenever capture is on
             self._side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(self._side):
                 row = self.eager(cols)

@@ -100,7 +100,10 @@ class Tracker:
             try:
                 experiment_id = client.create_experiment(run.experiment)
             except MlflowException:  # another process created it meanwhile
-                experiment_id = client.get_experiment_by_name(run.experiment).experiment_id
+                existing = client.get_experiment_by_name(run.experiment)
+                if existing is None:  # it was not that: the creation's own error
+                    raise
+                experiment_id = existing.experiment_id
         else:
             experiment_id = experiment.experiment_id
         all_tags = {**tags, **({PARENT_TAG: parent} if parent else {})}

@@ -37,7 +37,7 @@ from training.distributed import DistContext, average_, gather_cat, init_distrib
 from training.gates import GateStats, summarise
 from training.gradnorm import GradNorm
 from training.metrics import evaluate
-from training.models import ModelOutput, RankingModel, build_model, required_side_inputs
+from training.models import E2EGRec, ModelOutput, RankingModel, build_model, required_side_inputs
 from training.report import write_metrics
 from training.side_inputs import load_side_inputs, side_inputs_from_state
 from training.step import TrainStep, capture_blockers
@@ -125,12 +125,14 @@ class LossBalance:
         if not self.gfae:
             w = self.fixed[1]
             return w * out.ltr_loss, torch.stack([nan, out.ltr_loss.detach(), nan, w, nan, nan])
+        assert out.ssl_loss is not None  # the model adds L_SSL (cfg.model.ssl)
         losses = [out.ssl_loss, out.ltr_loss]
         if self.gradnorm is None:
             total = self.fixed[0] * losses[0] + self.fixed[1] * losses[1]
             weights, norms = self.fixed, torch.stack([nan, nan])
         else:
             total = self.gradnorm.combine(losses)
+            assert isinstance(model, E2EGRec)  # the only model with L_SSL (cfg.model.ssl)
             update = self.gradnorm.step(losses, model.last_shared_layer(), lambda g: average_(ctx, g))
             weights, norms = update.weights, update.raw_norms
         return total, torch.cat([torch.stack([l.detach().float() for l in losses]), weights.float(), norms.float()])
@@ -146,7 +148,7 @@ class LossBalance:
             self.gradnorm.optimizer.load_state_dict(state["optimizer"])
 
 
-def make_optimizers(model: nn.Module, cfg: TrainConfig, capturable: bool = False) -> list[torch.optim.Optimizer]:
+def make_optimizers(model: RankingModel, cfg: TrainConfig, capturable: bool = False) -> list[torch.optim.Optimizer]:
     sparse = list(model.sparse_parameters())
     sparse_ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in sparse_ids]
@@ -213,6 +215,7 @@ def _fit(cfg: TrainConfig, ctx: DistContext, do_eval: bool = True) -> TrainResul
     model = build_model(cfg.model, nodes, snaps.num_domains, snaps.tasks, cfg.optim.sparse_embeddings,
                         side).to(device)
     if cfg.model.warm_start:
+        assert isinstance(model, E2EGRec)  # TrainConfig.validate allows --warm-start for e2e_grec only
         model.warm_start(side.require("warm_start", "e2e_grec --warm-start").to(device))
     blockers = capture_blockers(device, ctx.enabled, cfg.optim.sparse_embeddings) if cfg.run.cuda_graphs else []
     capture = cfg.run.cuda_graphs and not blockers
@@ -323,6 +326,7 @@ class StreamClock:
 
     def mark(self) -> None:
         """Mark now; `seconds` spans the first and the latest mark."""
+        now: torch.cuda.Event | float
         if self.cuda:
             now = torch.cuda.Event(enable_timing=True)
             now.record()

@@ -74,10 +74,10 @@ def parquet_layout(spark: SparkSession, layout: ParquetLayout) -> Iterator[None]
     try:
         yield
     finally:
-        for k, v in saved_hadoop.items():
-            hadoop.unset(k) if v is None else hadoop.set(k, v)
-        for k, v in saved_sql.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+        for k, saved in saved_hadoop.items():
+            hadoop.unset(k) if saved is None else hadoop.set(k, saved)
+        for k, saved in saved_sql.items():
+            spark.conf.unset(k) if saved is None else spark.conf.set(k, saved)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,10 +96,10 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
     if not 1 <= k <= sampled_k:
         raise InputError(f"--k {k}: must be in 1..{sampled_k}, the k that {NEIGHBORS.name} was sampled with")
     schema = examples(labels, neighbor_arrays)
-    config = {"labels": labels, "k": k, "cutoff": cutoffs.val_start.isoformat(),
-              "eval_cutoff": cutoffs.eval_start.isoformat(), "neighbor_arrays": neighbor_arrays,
-              "row_group_bytes": layout.row_group_bytes, "max_records_per_file": layout.max_records_per_file}
-    with parquet_layout(spark, layout), Stage(spark, lake, run_id, STAGE, config) as st:
+    stage_config = {"labels": labels, "k": k, "cutoff": cutoffs.val_start.isoformat(),
+                    "eval_cutoff": cutoffs.eval_start.isoformat(), "neighbor_arrays": neighbor_arrays,
+                    "row_group_bytes": layout.row_group_bytes, "max_records_per_file": layout.max_records_per_file}
+    with parquet_layout(spark, layout), Stage(spark, lake, run_id, STAGE, stage_config) as st:
         interactions = st.read(INTERACTIONS)
         domains = domain_vocabulary(interactions, st.read(ITEMS))
         # gold.neighbors is read (and so pinned in the manifest) even for slim rows: it is what the

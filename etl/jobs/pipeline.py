@@ -106,7 +106,8 @@ def summary(records: list[StageRecord], lake: Lake) -> str:
 
 # Flags that several stages declare under one name, renamed in the pipeline: (section, field) -> flag.
 # None: no flag of its own here (the examples' k follows --k; the KMeans seed follows --graph-seed).
-RENAMED = {"neighbors": {"seed": "graph-seed"}, "examples": {"k": None}, "macro": {"seed": None}}
+RENAMED: dict[str, dict[str, Optional[str]]] = {"neighbors": {"seed": "graph-seed"}, "examples": {"k": None},
+                                                "macro": {"seed": None}}
 SECTIONS = {"ingest": IngestConfig, "split": SplitPolicy, "neighbors": NeighborParams, "examples": ExamplesConfig,
             "macro": MacroParams}
 

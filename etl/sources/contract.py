@@ -105,6 +105,7 @@ def numeric_columns(df: DataFrame, candidates: Sequence[str], path: str, what: s
         counts = df.agg(*(F.sum(F.when((F.trim(F.col(c)) != "") & F.col(c).try_cast("double").isNull(), 1)
                                 .otherwise(0)).alias(c) for c in strings),
                         *(F.count(F.when(F.trim(F.col(c)) != "", 1)).alias(f"n_{c}") for c in strings)).first()
+        assert counts is not None  # a global aggregate gives one row
         parsed = [c for c in strings if counts[c] == 0 and counts[f"n_{c}"] > 0]
     keep = [c for c in candidates if c in typed or c in parsed]
     dropped = [c for c in candidates if c not in keep]

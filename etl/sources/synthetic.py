@@ -104,11 +104,24 @@ class SyntheticOptions:
         if self.items is None:
             object.__setattr__(self, "items", max(self.domains, self.rows // ROWS_PER_ITEM))
 
+    @property
+    def n_users(self) -> int:
+        """`users`, which __post_init__ has resolved."""
+        assert self.users is not None
+        return self.users
+
+    @property
+    def n_items(self) -> int:
+        """`items`, which __post_init__ has resolved."""
+        assert self.items is not None
+        return self.items
+
     def validate(self) -> None:
-        checks = [(self.users >= 1, "users >= 1"), (self.items >= 1, "items >= 1"),
+        checks = [(self.n_users >= 1, "users >= 1"), (self.n_items >= 1, "items >= 1"),
                   (self.domains >= 1, "domains >= 1"), (self.days >= 1, "days >= 1"),
-                  (self.rows >= self.users, f"rows >= users (every user gets a row; users={self.users})"),
-                  (self.items >= self.domains, f"items >= domains (every domain gets an item; domains={self.domains})"),
+                  (self.rows >= self.n_users, f"rows >= users (every user gets a row; users={self.users})"),
+                  (self.n_items >= self.domains,
+                   f"items >= domains (every domain gets an item; domains={self.domains})"),
                   (self.latent_dim >= N_PROJECTIONS, f"latent_dim >= {N_PROJECTIONS}"),
                   (self.zipf_exponent > 0 and self.zipf_exponent != 1, "zipf_exponent > 0 and != 1"),
                   (self.activity_alpha > 0, "activity_alpha > 0"), (self.max_activity >= 1, "max_activity >= 1"),
@@ -164,7 +177,7 @@ def user_model(spark: SparkSession, opts: SyntheticOptions) -> DataFrame:
         .otherwise(ACTIVITY_CLASSES[2])
     pref = F.floor(opts.domains * F.pow(uniform(s, Stream.PREF_DOMAIN, u), 2.0)).cast("int")
     strength = opts.pref_min + (opts.pref_max - opts.pref_min) * uniform(s, Stream.PREF_STRENGTH, u)
-    return spark.range(opts.users).withColumnRenamed("id", "u").select(
+    return spark.range(opts.n_users).withColumnRenamed("id", "u").select(
         "u", activity.alias("activity"), klass.alias("activity_class"), pref.alias("pref_domain"),
         strength.alias("pref_strength"),
         F.array(*factors(s, Stream.USER_FACTOR, u, opts.latent_dim)).alias("factors"),
@@ -181,7 +194,7 @@ def item_model(spark: SparkSession, opts: SyntheticOptions) -> DataFrame:
     """i, domain_index, rank, factors, bias: the planted item side."""
     i = F.col("i")
     q, bias = item_latent(opts, i)
-    return spark.range(opts.items).withColumnRenamed("id", "i").select(
+    return spark.range(opts.n_items).withColumnRenamed("id", "i").select(
         "i", (i % opts.domains).cast("int").alias("domain_index"), F.floor(i / opts.domains).alias("rank"),
         F.array(*q).alias("factors"), bias.alias("bias"))
 
@@ -205,7 +218,7 @@ def _row_counts(users: DataFrame, opts: SyntheticOptions) -> DataFrame:
     w = w.join(blocks, "block").withColumn("cum", (F.col("offset") + F.sum("w").over(within)).cast("decimal(38,0)"))
 
     def rows_before(cum: str) -> Column:  # exact integer division; decimals keep E·C exact past 2^63
-        return F.expr(f"(CAST({opts.rows - opts.users} AS DECIMAL(38,0)) * {cum}) div total")
+        return F.expr(f"(CAST({opts.rows - opts.n_users} AS DECIMAL(38,0)) * {cum}) div total")
     return (w.withColumn("cum_before", F.col("cum") - F.col("w"))
             .withColumn("n_rows", (1 + rows_before("cum") - rows_before("cum_before")).cast("long"))
             .drop("w", "block", "offset", "total", "cum", "cum_before"))
@@ -230,7 +243,7 @@ def interactions_table(spark: SparkSession, opts: SyntheticOptions) -> DataFrame
     any_domain = F.floor(D * uniform(s, Stream.ROW_DOMAIN, u, j)).cast("int")
     d = F.when(uniform(s, Stream.ROW_PREFERRED, u, j) < F.col("pref_strength"), F.col("pref_domain")) \
         .otherwise(any_domain)
-    rows = rows.withColumn("d", d).withColumn("n_d", F.floor((opts.items - 1 - F.col("d")) / D) + 1)
+    rows = rows.withColumn("d", d).withColumn("n_d", F.floor((opts.n_items - 1 - F.col("d")) / D) + 1)
     rank = _zipf_rank(uniform(s, Stream.ROW_RANK, u, j), F.col("n_d"), opts.zipf_exponent)
     rows = rows.withColumn("i", rank * D + F.col("d"))
     i = F.col("i")
@@ -274,7 +287,7 @@ def users_table(spark: SparkSession, opts: SyntheticOptions) -> DataFrame:
 def items_table(spark: SparkSession, opts: SyntheticOptions) -> DataFrame:
     """item_id, domain, features: log-scaled popularity rank and noisy projections of the factors."""
     m = item_model(spark, opts)
-    per_domain = math.ceil(opts.items / opts.domains)
+    per_domain = math.ceil(opts.n_items / opts.domains)
     values = [F.log1p(F.col("rank")) / math.log1p(per_domain),
               *_noisy_projections(opts.seed, Stream.ITEM_NOISE, F.col("i"), opts.feature_noise)]
     return m.select(F.col("i").cast("string").alias(ITEM_ID),
@@ -321,6 +334,7 @@ def write_synthetic(spark: SparkSession, out_path: str, fmt: FileFormat | str = 
     (`interactions/`, `users/`, `items/`); `options` are SyntheticOptions fields."""
     fmt = FileFormat(fmt)
     data = load(spark, SyntheticOptions(**options))
+    assert data.users is not None and data.items is not None  # load() builds both side tables
     base = out_path.rstrip("/")
     files = SyntheticFiles(f"{base}/interactions", f"{base}/users", f"{base}/items", fmt)
     tables = [(data.interactions.drop(SOURCE_COL), files.interactions),

@@ -70,6 +70,7 @@ def feature_widths(users: DataFrame, items: DataFrame) -> tuple[int, int]:
         return df.agg(F.min(F.size("features")).alias(prefix + "lo"), F.max(F.size("features")).alias(prefix + "hi"))
 
     r = bounds(users, "u").crossJoin(bounds(items, "i")).first()
+    assert r is not None  # a global aggregate gives one row, even of empty tables
     widths = []
     for prefix, table in (("u", USERS.name), ("i", ITEMS.name)):
         lo, hi = r[prefix + "lo"], r[prefix + "hi"]

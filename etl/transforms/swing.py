@@ -154,7 +154,14 @@ def swing_partitions(spark: SparkSession, positive_rows: int) -> int:
     """Partitions of Swing's heavy user-pair stage for an input of `positive_rows` rows: at least
     `spark.sql.shuffle.partitions`, and one per 40,000 positives, so each task's gathered tails and
     partial sums stay in memory (250 at 10^7; bench/swing.py measured this setting)."""
-    return max(int(spark.conf.get("spark.sql.shuffle.partitions")), positive_rows // ROWS_PER_PARTITION)
+    return max(_shuffle_partitions(spark), positive_rows // ROWS_PER_PARTITION)
+
+
+def _shuffle_partitions(spark: SparkSession) -> int:
+    """spark.sql.shuffle.partitions, which always has a value (Spark's default: 200)."""
+    value = spark.conf.get("spark.sql.shuffle.partitions")
+    assert value is not None
+    return int(value)
 
 
 def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
@@ -181,7 +188,7 @@ def swing(positives: DataFrame, params: SwingParams = SwingParams(), *,
     if user_col == item_col:
         raise ValueError(f"user_col and item_col are the same column {user_col!r}")
     if partitions is None:
-        partitions = int(positives.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+        partitions = _shuffle_partitions(positives.sparkSession)
     elif partitions < 1:
         raise ValueError(f"partitions must be >= 1 (got {partitions})")
 
@@ -270,6 +277,7 @@ def explain_empty(positives: DataFrame, params: SwingParams = SwingParams(), *,
     kept_rule = F.col("n") >= lo if hi is None else F.col("n").between(lo, hi)
     stats = per_user.agg(F.count("*").alias("users"), F.sum(kept_rule.cast("long")).alias("kept"),
                          F.max("n").alias("most")).first()
+    assert stats is not None  # a global aggregate gives one row
     users, kept, most = stats["users"], stats["kept"] or 0, stats["most"] or 0
     need = "Swing needs pairs of users sharing items"
     if users == 0:

@@ -57,7 +57,7 @@ class RowGroup:
 
 def plan_row_groups(files: Sequence[DataFile]) -> list[RowGroup]:
     """Every row group of `files`, from the Parquet footers (one small read per file)."""
-    out = []
+    out: list[RowGroup] = []
     for f in files:
         meta = _open(f.uri).metadata
         out.extend(RowGroup(f.uri, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups))

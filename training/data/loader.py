@@ -43,6 +43,7 @@ class TrainingSnapshots:
 
 def _pin_companion(cfg: DataConfig, examples: Snapshot, table: str, flag: Optional[int]) -> tuple[Snapshot, str]:
     """A table read alongside the examples: the flag's version, else the manifest's, else the latest."""
+    version: Optional[int]
     if flag is not None:
         version, pinned_by = flag, "flag"
     else:

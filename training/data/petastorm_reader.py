@@ -13,7 +13,7 @@ import contextlib
 import io
 import re
 import warnings
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 
@@ -21,7 +21,8 @@ from training.data.batching import EpochOptions
 from training.data.snapshot import DataFile, SnapshotError
 
 # petastorm 0.13 on pyarrow 14 warns about pyarrow's legacy dataset API on every file it opens.
-_QUIET = [("ignore", FutureWarning), ("ignore", DeprecationWarning), ("ignore", UserWarning)]
+_QUIET: list[tuple[Literal["ignore"], type[Warning]]] = [("ignore", FutureWarning), ("ignore", DeprecationWarning),
+                                                         ("ignore", UserWarning)]
 
 
 class PetastormExampleReader:

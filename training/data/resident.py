@@ -218,6 +218,7 @@ class ResidentExamples:
         starts = list(range(0, stop, per_chunk))
         ahead = stage(starts[0]) if starts else None
         for j, start in enumerate(starts):
+            assert ahead is not None  # staged for every start
             chunk, done = ahead
             ahead = stage(starts[j + 1]) if j + 1 < len(starts) else None
             if done is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -52,7 +52,7 @@ class Snapshot:
     schema: pa.Schema
     partition_columns: tuple[str, ...]
     configuration: Mapping[str, str]
-    column_max: Mapping[str, object] = field(default_factory=dict)
+    column_max: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:

@@ -2,8 +2,9 @@
 streamed from Parquet every epoch; each batch assembled with the resident graph's lists."""
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 
 from training.config import LoaderBackend, Residency, TrainConfig
@@ -34,6 +35,7 @@ class SplitData:
         resident = None
         if residency is not Residency.STREAM:
             rows = sum(f.rows for f in files)
+            chunks: Iterable[Mapping[str, np.ndarray | torch.Tensor]]
             if cfg.data.loader is LoaderBackend.PETASTORM:
                 chunks = make_batches(LoaderBackend.PETASTORM, files, columns, batch_size=1 << 20, shuffle=False,
                                       seed=0, workers=cfg.data.workers)
@@ -43,7 +45,7 @@ class SplitData:
                                               f"{snaps.examples.table} v{snaps.examples.version} {name}")
         return cls(cfg, snaps.tasks, files, columns, graph, device, residency, resident)
 
-    def assemble(self, cols: dict[str, torch.Tensor]) -> ExampleBatch:
+    def assemble(self, cols: Mapping[str, torch.Tensor]) -> ExampleBatch:
         return ExampleBatch.from_columns(cols, self.tasks, self.cfg.data.mask_target_edge, self.graph)
 
     def rows_per_rank(self, world: int) -> int:

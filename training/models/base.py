@@ -8,7 +8,7 @@ loads only those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ class SideInputs:
     graph_embeddings: Optional[torch.Tensor] = None    # (N, d) frozen pretrained LightGCN output (two-stage)
     warm_start: Optional[torch.Tensor] = None          # (N, id_dim) pretrained ID table (E2E-GRec --warm-start)
 
-    def require(self, name: str, model: str) -> object:
+    def require(self, name: str, model: str) -> Any:
         value = getattr(self, name)
         if value is None:
             raise ValueError(f"model {model} needs the side input {name!r}, which was not loaded")
@@ -94,6 +94,6 @@ class RankingModel(nn.Module):
         """Width of h0 (`features`)."""
         return 2 * self.node_input.out_dim + self.context.out_dim
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         """Parameters with sparse gradients (the node ID table when sparse embeddings are on)."""
         return [self.node_input.ids.weight] if self.node_input.sparse else []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import nn
 
 from training.config import EncoderKind, ModelConfig
 from training.data.examples import ExampleBatch
@@ -56,5 +55,5 @@ class E2EGRec(LTR):
         with torch.no_grad():
             self.node_input.ids.weight.copy_(ids)
 
-    def last_shared_layer(self) -> nn.Parameter:
+    def last_shared_layer(self) -> torch.Tensor:
         return self.encoder.last_shared_layer(self.node_input)

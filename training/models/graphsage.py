@@ -27,5 +27,5 @@ class SampledGraphSAGE(nn.Module):
         h = node_input.aggregate(nbr.ids, mean_weights).to(x.dtype)
         return self.combine(torch.cat([x, h], dim=-1))
 
-    def last_shared_layer(self, node_input: NodeInput) -> nn.Parameter:
+    def last_shared_layer(self, node_input: NodeInput) -> torch.Tensor:
         return self.combine.weight

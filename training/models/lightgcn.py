@@ -21,6 +21,8 @@ class SampledLightGCN(nn.Module):
     target edge (`Neighbours.exclude`). A node without neighbours gets e^(1) = 0.
     """
 
+    node_degree: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, node_degree: torch.Tensor):
         super().__init__()
         self.register_buffer("node_degree", node_degree.float())
@@ -36,7 +38,7 @@ class SampledLightGCN(nn.Module):
         e1 = node_input.aggregate(nbr.ids, self.neighbour_weights(nbr))
         return (x + e1.to(x.dtype)) / 2
 
-    def last_shared_layer(self, node_input: NodeInput) -> nn.Parameter:
+    def last_shared_layer(self, node_input: NodeInput) -> torch.Tensor:
         # No weights of its own: the last layer both losses share is the node input's projection.
         return node_input.project.weight
 

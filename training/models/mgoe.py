@@ -67,6 +67,12 @@ def macro_weights(counts: torch.Tensor, tau: float) -> torch.Tensor:
 class MacroBuffers(nn.Module):
     """The pinned gold.macro lookup tensors as buffers (saved with the model, moved with it)."""
 
+    # buffers (register_buffer), one per MacroTable.tensors() entry
+    macro_id: torch.Tensor
+    row: torch.Tensor
+    user_counts: torch.Tensor
+    item_counts: torch.Tensor
+
     def __init__(self, table: MacroTable):
         super().__init__()
         for name, value in table.tensors().items():

@@ -19,6 +19,8 @@ class NodeInput(nn.Module):
     sum_j a_j X_j = [sum_j a_j E_j ; W (sum_j a_j f_j) + b sum_j a_j].
     """
 
+    features: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, features: torch.Tensor, user_width: int, id_dim: int, feature_dim: int,
                  sparse: bool = False):
         super().__init__()

@@ -25,6 +25,8 @@ from training.models.ltr import LTR
 class TwoStage(LTR):
     side_inputs = ("graph_embeddings",)
 
+    graph_embeddings: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, cfg: ModelConfig, nodes: NodeTable, num_domains: int, tasks: Sequence[str],
                  sparse_embeddings: bool = False, *, graph_embeddings: torch.Tensor):
         if graph_embeddings.shape[0] != nodes.num_nodes:
