@@ -11,6 +11,7 @@ Tables live at `<root>/<layer>/<table>`; the manifest at `<root>/_runs`; stage r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -24,16 +25,19 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl.conflicts import ConcurrentRunError, with_conflict_retry
+from etl.conflicts import CONFLICTS, ConcurrentRunError, with_conflict_retry
 from etl.hadoop import filesystem, jvm
+from etl.write_layout import laid_out
 from schemas import TableSchema
-from schemas.layout import normalize_root, table_uri
+from schemas.layout import TARGET_FILE_BYTES, normalize_root, table_uri
 from schemas.tables import RUNS
 
 
 class LakeError(RuntimeError):
     """A lake table or version is missing or unreadable; the message names which."""
 
+
+logger = logging.getLogger(__name__)
 
 OWN_COMMIT_LOOKBACK = 200  # newest commits searched for a write's own commit (other runs' land after it)
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
@@ -70,8 +74,9 @@ class TableVersion:
 class Lake:
     """Paths and Delta I/O for one lake root."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, target_file_bytes: int = TARGET_FILE_BYTES):
         self.root = normalize_root(root)
+        self.target_file_bytes = target_file_bytes  # the size its writes aim each file at
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -115,14 +120,15 @@ class Lake:
         Columns are selected in schema order and must carry the schema's types, so a stage can never
         widen or reorder a table by accident. Data and table properties land in one commit (a
         CREATE OR REPLACE TABLE AS SELECT, which keeps the history for time travel), whose
-        userMetadata names the run and stage. With `replace_where` (a predicate over partition
+        userMetadata names the run and stage. The files are sized and ordered by
+        `etl.write_layout.laid_out`. With `replace_where` (a predicate over partition
         columns) only the matching rows are replaced, which keeps per-run tables such as the
         quarantine idempotent per run.
         """
         missing = [c for c in schema.names if c not in df.columns]
         if missing:
             raise LakeError(f"{stage}: cannot write {schema.name}: columns {missing} missing from the result")
-        out = df.select(*schema.names)
+        out = laid_out(df.select(*schema.names), schema, self.target_file_bytes)
         want = {f.name: f.dataType for f in schema.spark_schema().fields}
         wrong = [f"{f.name}: {f.dataType.simpleString()} (expected {want[f.name].simpleString()})"
                  # simpleString ignores containsNull: Delta reads every array back as containsNull=true
@@ -258,6 +264,11 @@ class StageRecord:
         }
 
 
+# Every stage leaves one more small file in `_runs` (its claim inserts a row, its end rewrites it);
+# past this many the manifest is bin-packed (RunManifest.compact).
+MANIFEST_MAX_FILES = 32
+
+
 # The process that runs a stage: the manifest row's message while its status is "running", so that a
 # second process given the same run id can tell the run is taken (and a killed one's row is not).
 PROCESS = f"running in process {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:12]})"
@@ -313,6 +324,25 @@ class RunManifest:
 
         with_conflict_retry(attempt, table=RUNS.name, run_id=record.run_id, stage=record.stage,
                             latest=lambda: newest_commit(spark, path))
+
+    def compact(self, spark: SparkSession, max_files: int = MANIFEST_MAX_FILES) -> bool:
+        """Bin-pack `_runs` into one file when it has more than `max_files`; returns whether it did.
+
+        Compaction changes no row (a dataChange=false commit), so when another run's upsert
+        conflicts with it, it is skipped and the next stage's end tries again."""
+        if not self.lake.exists(spark, RUNS):
+            return False
+        table = DeltaTable.forPath(spark, self.lake.path(RUNS))
+        files = table.detail().select("numFiles").first()
+        if files is None or files[0] <= max_files:
+            return False
+        try:
+            table.optimize().executeCompaction()
+        except CONFLICTS as e:
+            logger.info("%s: compaction skipped after a concurrent commit: %s", RUNS.name, type(e).__name__)
+            return False
+        logger.info("%s: compacted %d files", RUNS.name, files[0])
+        return True
 
     def claim(self, spark: SparkSession, record: StageRecord) -> None:
         """Record `record` as running in this process, or raise ConcurrentRunError when another live

@@ -145,6 +145,7 @@ class Stage:
             path = self._write_report()
             self.record.report = path + ".md"
             self.manifest.upsert(self.spark, self.record)
+            self.manifest.compact(self.spark)
         finally:
             for df in self._cached:
                 df.unpersist()

@@ -17,6 +17,10 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
+# Files are written near this size (etl.write_layout): large enough that a table of millions of rows
+# is a handful of files, small enough that a cluster reads one table in parallel.
+TARGET_FILE_BYTES = 128 * 2 ** 20
+
 
 class SnapshotError(RuntimeError):
     """A table version cannot be resolved, pinned or read (by Spark or by raw-file reading); the

@@ -36,7 +36,10 @@ class TableSchema:
         name: `<layer>.<table>`, also its path under the lake root (`<lake>/<layer>/<table>`).
         columns: the columns, in storage order.
         doc: what one row is.
-        partition_by: Delta partition columns.
+        partition_by: Delta partition columns: only a column of few values (a split, a run id);
+            a partition per day makes the file count follow the span of the data.
+        cluster_by: columns each file's rows are range-ordered by, so that Delta's per-file
+            min/max statistics skip files on predicates over them (etl.write_layout).
         key: columns that identify a row (uniqueness is checked when `unique_key`).
         unique_key: whether `key` must be unique.
         extra: table-level expectations beyond those derived from the columns.
@@ -46,6 +49,7 @@ class TableSchema:
     columns: Sequence[Col]
     doc: str = ""
     partition_by: Sequence[str] = ()
+    cluster_by: Sequence[str] = ()
     key: Sequence[str] = ()
     unique_key: bool = False
     extra: Sequence[Expectation] = ()

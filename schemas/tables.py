@@ -25,7 +25,7 @@ INTERACTIONS_BASE: list[Col] = [
     USER_ID,
     ITEM_ID,
     Col("ts", Kind.TIMESTAMP, "event time (UTC)", min_value=MIN_PLAUSIBLE_TS),
-    Col("date", Kind.DATE, "UTC date of ts; the partition column"),
+    Col("date", Kind.DATE, "UTC date of ts; files are range-ordered by it"),
     DOMAIN,
 ]
 
@@ -49,7 +49,7 @@ def interactions(labels: Sequence[str], numeric: Sequence[str] = ()) -> TableSch
         "bronze.interactions",
         [*INTERACTIONS_BASE, *(label_col(n) for n in labels), *(numeric_col(n) for n in numeric)],
         doc="one row per impression; labels are the configured tasks",
-        partition_by=("date",),
+        cluster_by=("date",),
         key=("user_id", "item_id", "ts"),
     )
 

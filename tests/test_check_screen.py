@@ -61,6 +61,8 @@ CASES = [
     (E("ExpectColumnValuesToBeOfType", column="id", type_="StringType"), False),
     (E("ExpectTableColumnsToMatchSet", column_set=["id", "name", "ts", "score", "a", "b"], exact_match=True), True),
     (E("ExpectColumnValuesToNotBeNull", column="nope"), False),
+    (E("UnexpectedRowsExpectation", description="a subquery",
+       unexpected_rows_query="SELECT * FROM {batch} WHERE id > (SELECT avg(id) FROM {batch})"), False),
 ]
 
 
@@ -78,8 +80,9 @@ def test_gx_agrees_with_the_hand_worked_verdicts(frame):
 def test_screen_passes_exactly_what_gx_passes(frame):
     verdicts = screen(frame, [c for c, _ in CASES])
     for (exp, ok), v in zip(CASES, verdicts):
-        if exp.kind in ("ExpectColumnValuesToBeOfType", "ExpectTableColumnsToMatchSet") or "nope" in str(exp.kwargs):
-            assert v is None, exp.describe()  # schema rules and missing columns are GX's
+        if (exp.kind in ("ExpectColumnValuesToBeOfType", "ExpectTableColumnsToMatchSet")
+                or "nope" in str(exp.kwargs) or "subquery" in str(exp.kwargs)):
+            assert v is None, exp.describe()  # schema rules, missing columns and subqueries are GX's
         else:
             assert v is ok, exp.describe()
 
