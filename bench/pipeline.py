@@ -15,7 +15,10 @@ counts. Every flag it does not know goes to the pipeline.
 Columns: seconds = the stage's wall time from the manifest (checks and commits included);
 rows in = the rows of every table version the stage read (ingest: rows read from the source);
 rows out = the rows of every table version it wrote; in rows/s = rows in / seconds. nodes/s (the
-neighbors stage) = neighbour lists written / seconds. The machine's load average (1/5/15 min) is
+neighbors stage) = neighbour lists written / seconds. checks = the seconds of the stage's
+validation (its check report's check_seconds: the frames it validates are computed first and
+count as the stage's work), share = checks / seconds. Then each table the run wrote: its files and
+their size at the version the run wrote. The machine's load average (1/5/15 min) is
 printed at the start and the end, and the mean 1-min load sampled during the run, since a shared
 machine slows every figure.
 """
@@ -39,6 +42,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from etl.jobs import pipeline  # noqa: E402
+from etl.hadoop import filesystem  # noqa: E402
 from etl.jobs.shell import job_main  # noqa: E402
 from etl.lake import Lake, RunManifest, TableVersion  # noqa: E402
 from etl.session import get_spark  # noqa: E402
@@ -53,6 +57,11 @@ class StageFigures:
     seconds: float
     inputs: list[TableVersion]
     outputs: list[TableVersion]
+    check_seconds: Optional[float] = None  # validation alone, from the stage's check report
+
+    @property
+    def check_share(self) -> Optional[float]:
+        return self.check_seconds / self.seconds if self.check_seconds is not None and self.seconds > 0 else None
 
     @property
     def rows_in(self) -> int:
@@ -94,12 +103,30 @@ def _load_line(label: str) -> str:
     return f"load average {label}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
 
 
-def _ingest_rows_read(spark: SparkSession, report_md: Optional[str]) -> Optional[int]:
-    """Rows the ingest stage read from its source, from the stage's JSON check report."""
+def _report(spark: SparkSession, report_md: Optional[str]) -> dict:
+    """The stage's JSON check report (beside its Markdown one), {} when it has none."""
     if not report_md:
-        return None
+        return {}
     text = spark.read.text(report_md.removesuffix(".md") + ".json", wholetext=True).first()[0]
-    return json.loads(text).get("notes", {}).get("rows_read")
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    table: str
+    version: int
+    files: int
+    bytes: int
+
+
+def table_files(spark: SparkSession, lake: Lake, t: TableVersion) -> TableFiles:
+    """The Parquet files of one table version (from Delta's snapshot of it) and their total size."""
+    uris = lake.read(spark, t.table, version=t.version).inputFiles()
+    size = 0
+    for uri in uris:
+        fs, path = filesystem(spark, uri)
+        size += fs.getFileStatus(path).getLen()
+    return TableFiles(t.table, t.version, len(uris), size)
 
 
 def stage_figures(spark: SparkSession, lake: Lake, run_id: str) -> list[StageFigures]:
@@ -123,31 +150,42 @@ def stage_figures(spark: SparkSession, lake: Lake, run_id: str) -> list[StageFig
     out = []
     for r in manifest.records(spark, run_id).orderBy(F.col("started_at")).collect():
         inputs = [with_rows(t) for t in json.loads(r["inputs"])]
+        report = _report(spark, r["report"])
         if r["stage"] == "ingest":
-            inputs = [TableVersion("source", -1, _ingest_rows_read(spark, r["report"]))]
+            inputs = [TableVersion("source", -1, report.get("notes", {}).get("rows_read"))]
         out.append(StageFigures(r["stage"], r["status"], r["duration_s"] or 0.0, inputs,
-                                [with_rows(t) for t in json.loads(r["outputs"])]))
+                                [with_rows(t) for t in json.loads(r["outputs"])], report.get("check_seconds")))
     if not out:
         raise SystemExit(f"run {run_id!r} has no stage in {lake.path('_runs')}")
     return out
 
 
-def render(figures: list[StageFigures]) -> str:
-    lines = [f"{'stage':<10} {'status':<9} {'seconds':>8} {'rows in':>12} {'rows out':>12} {'in rows/s':>10}  notes"]
+def render(figures: list[StageFigures], files: list[TableFiles]) -> str:
+    lines = [f"{'stage':<10} {'status':<9} {'seconds':>8} {'checks':>7} {'share':>6} {'rows in':>12} {'rows out':>12} "
+             f"{'in rows/s':>10}  notes"]
     for f in figures:
         rate = f"{f.rows_in / f.seconds:>10,.0f}" if f.seconds > 0 else f"{'-':>10}"
+        checks = f"{f.check_seconds:>7.1f}" if f.check_seconds is not None else f"{'-':>7}"
+        share = f"{f.check_share:>6.0%}" if f.check_share is not None else f"{'-':>6}"
         note = ""
         lists = f.rows_of(NEIGHBORS.name)
         if lists is not None and f.seconds > 0:
             note = f"{lists / f.seconds:,.0f} nodes/s ({lists:,} neighbour lists)"
-        lines.append(f"{f.stage:<10} {f.status:<9} {f.seconds:>8.1f} {f.rows_in:>12,} {f.rows_out:>12,} {rate}  {note}")
+        lines.append(f"{f.stage:<10} {f.status:<9} {f.seconds:>8.1f} {checks} {share} {f.rows_in:>12,} {f.rows_out:>12,} "
+                     f"{rate}  {note}")
     total = sum(f.seconds for f in figures)
-    lines.append(f"{'all':<10} {'':<9} {total:>8.1f}")
-    lines += ["", "tables read -> written (rows):"]
+    checked = sum(f.check_seconds or 0.0 for f in figures)
+    lines.append(f"{'all':<10} {'':<9} {total:>8.1f} {checked:>7.1f} {checked / total if total else 0:>6.0%}")
+    lines += ["", "checks = seconds of the stage's validation (the frames it checks are computed before, as stage "
+                  "work); share = checks / seconds", "", "tables read -> written (rows):"]
     for f in figures:
         ins = ", ".join(f"{t.table} {t.rows:,}" if t.rows is not None else t.table for t in f.inputs)
         outs = ", ".join(f"{t.table}@v{t.version} {t.rows:,}" for t in f.outputs)
         lines.append(f"  {f.stage:<10} {ins} -> {outs}")
+    lines += ["", f"{'table':<26} {'version':>7} {'files':>6} {'MB':>9} {'MB/file':>8}"]
+    for t in files:
+        mb = t.bytes / 2 ** 20
+        lines.append(f"{t.table:<26} {t.version:>7} {t.files:>6} {mb:>9.2f} {mb / max(t.files, 1):>8.2f}")
     return "\n".join(lines)
 
 
@@ -178,7 +216,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                            if load.mean is not None else ""), flush=True)
             if rc != EXIT_OK:
                 return rc
-        print(render(stage_figures(spark, lake, args.run_id)))
+        figures = stage_figures(spark, lake, args.run_id)
+        written = {t.table: t for f in figures for t in f.outputs}  # the run's last version of each
+        print(render(figures, [table_files(spark, lake, t) for t in written.values()]))
     finally:
         if tmp and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from etl.conflicts import CONFLICTS, ConcurrentRunError, with_conflict_retry
@@ -265,7 +265,7 @@ class StageRecord:
 
 
 # Every stage leaves one more small file in `_runs` (its claim inserts a row, its end rewrites it);
-# past this many the manifest is bin-packed (RunManifest.compact).
+# past this many the manifest is bin-packed (RunManifest.compact, at the end of each pipeline run).
 MANIFEST_MAX_FILES = 32
 
 
@@ -329,7 +329,7 @@ class RunManifest:
         """Bin-pack `_runs` into one file when it has more than `max_files`; returns whether it did.
 
         Compaction changes no row (a dataChange=false commit), so when another run's upsert
-        conflicts with it, it is skipped and the next stage's end tries again."""
+        conflicts with it, it is skipped and the next run tries again."""
         if not self.lake.exists(spark, RUNS):
             return False
         table = DeltaTable.forPath(spark, self.lake.path(RUNS))
@@ -348,9 +348,9 @@ class RunManifest:
         """Record `record` as running in this process, or raise ConcurrentRunError when another live
         process runs a stage of the same run id (checked before and after the upsert, so of two
         processes that claim at once at most one goes on)."""
-        self._refuse_if_taken(spark, record)
+        others = self._refuse_if_taken(spark, record)
         record.message = PROCESS
-        stale = [o for o in self._other_owners(spark, record.run_id) if not _process_alive(o)]
+        stale = [r["message"] for r in others if r["message"]]  # not alive: _refuse_if_taken raised otherwise
         keep = " OR ".join(["t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
                             *(f"t.message = '{o}'" for o in stale if "'" not in o)])
         self.upsert(spark, record, replace_if=keep)
@@ -363,16 +363,11 @@ class RunManifest:
             self.upsert(spark, record, replace_if=f"t.message = '{PROCESS}'")
             raise
 
-    def _other_owners(self, spark: SparkSession, run_id: str) -> list[str]:
+    def _refuse_if_taken(self, spark: SparkSession, record: StageRecord) -> list[Row]:
+        """Raise ConcurrentRunError when another live process runs a stage of the run; else return
+        the run's rows that other processes left running (killed ones, whose rows may be taken)."""
         if not self.lake.exists(spark, RUNS):
             return []
-        rows = (self.records(spark, run_id).where((F.col("status") == "running") & (F.col("message") != PROCESS))
-                .select("stage", "message", "started_at").collect())
-        return [r["message"] for r in rows if r["message"]]
-
-    def _refuse_if_taken(self, spark: SparkSession, record: StageRecord) -> None:
-        if not self.lake.exists(spark, RUNS):
-            return
         rows = (self.records(spark, record.run_id)
                 .where((F.col("status") == "running") & (F.col("message") != PROCESS)).collect())
         live = [r for r in rows if _process_alive(r["message"])]
@@ -383,6 +378,7 @@ class RunManifest:
                 f"UTC is {r['message'].split(' (')[0]}. A run id runs in one process at a time (runs with "
                 f"different ids may share the lake): wait for that process to finish, or start this one "
                 f"with another --run-id")
+        return rows
 
     def own_version(self, spark: SparkSession, run_id: str, table: str) -> Optional[int]:
         """The version of `table` that run `run_id` committed (latest succeeded stage), or None."""

@@ -68,10 +68,10 @@ def validate_suite(df: DataFrame, expectations: Sequence[Expectation], table: st
     """Validate `df` against `expectations` as the GX suite `suite_name` (default: `table`).
 
     Three steps, so that a passing suite costs one scan of the frame:
-    1. `screen.screen` evaluates every data rule it knows as one aggregate query;
-    2. GX validates the rules the screen left alone (the schema rules, answered from the frame's
-       schema without a Spark job, and any rule shape the screen does not know) with result_format
-       BOOLEAN_ONLY;
+    1. `screen.screen` answers the schema rules from the frame's schema and evaluates every data
+       rule it knows as one aggregate query;
+    2. GX validates the rules the screen left alone (shapes it does not know, such as a row rule
+       with a subquery) with result_format BOOLEAN_ONLY;
     3. GX validates every rule that failed either step with SUMMARY (counts, percentages, sample
        bad values); its verdict is the one reported.
     GX's SUMMARY fetches a sample of unexpected values for every column rule, passing or not, and

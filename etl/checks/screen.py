@@ -4,7 +4,8 @@ Great Expectations evaluates each expectation as its own Spark jobs: on a cached
 examples its 62 rules took 36 jobs, and at 10M rows the suite cost more than the stage's own work.
 `screen` turns every data rule whose meaning is a count of offending rows into one aggregate
 column (`sum(CASE WHEN <row breaks the rule> THEN 1 ELSE 0 END)`), evaluates all of them in a
-single `agg`, and returns per rule True (no offending row) or None (not screened: GX validates it).
+single `agg`; the schema rules (column set, column types) it answers from the frame's schema. It
+returns per rule True (passed), False (failed here) or None (not screened: GX validates it).
 
 The screen errs on the side of failing: a rule it cannot prove clean it does not pass, and every
 rule it does not pass is validated by GX itself (`runner.validate_suite`), whose verdict and
@@ -89,20 +90,32 @@ def _row_count_ok(kw: dict, rows: int) -> bool:
 _ROW_COUNT = ("ExpectTableRowCountToBeBetween", "ExpectTableRowCountToEqual")
 
 
+def _schema_verdict(df: DataFrame, exp: Expectation) -> Optional[bool]:
+    """The schema rules, from the frame's schema alone (no Spark job); None for shapes left to GX."""
+    kw = dict(exp.kwargs)
+    if exp.kind == "ExpectTableColumnsToMatchSet" and kw.get("exact_match", True):
+        return set(df.columns) == set(kw["column_set"])
+    if exp.kind == "ExpectColumnValuesToBeOfType" and kw["column"] in df.columns:
+        return type(df.schema[kw["column"]].dataType).__name__ == kw["type_"]
+    return None
+
+
 def screen(df: DataFrame, expectations: Sequence[Expectation]) -> list[Optional[bool]]:
-    """Per expectation: True when the one aggregate query shows no offending row, False when it
-    shows some, None when the rule is not screened (schema rules, which GX answers from the frame's
-    schema without a Spark job, and shapes this module does not know)."""
+    """Per expectation: True when the frame's schema or the one aggregate query shows no offending
+    row, False when it shows some, None when the rule is not screened (a shape this module does
+    not know, or a column the frame lacks)."""
     aggregates: dict[int, Column] = {}
+    verdicts: list[Optional[bool]] = [_schema_verdict(df, exp) for exp in expectations]
     for i, exp in enumerate(expectations):
         kw = dict(exp.kwargs)
+        if verdicts[i] is not None:
+            continue
         if exp.kind in _ROW_COUNT:
             aggregates[i] = F.count(F.lit(1))
         elif exp.kind in _OFFENDING and not _missing_columns(df, kw):
             col = _OFFENDING[exp.kind](df, kw)
             if col is not None:
                 aggregates[i] = col
-    verdicts: list[Optional[bool]] = [None] * len(expectations)
     if not aggregates:
         return verdicts
     row = df.agg(*(col.alias(f"r{i}") for i, col in aggregates.items())).first()

@@ -23,7 +23,6 @@ from typing import Iterator, Optional
 from pyspark.sql import SparkSession
 
 from etl.checks.examples import example_rules, example_violations
-from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, join_list, graph_cutoffs, neighbors_k, prop,
                                    resolve_labels)
@@ -109,8 +108,7 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
                             ExampleParams(labels, cutoffs, domains, k=k, neighbor_arrays=neighbor_arrays))
         ex = st.check(ex, example_rules(labels, k, cutoffs, len(domains), n_impressions=interactions.count(),
                                         neighbor_arrays=neighbor_arrays), schema)
-        for rule, bad in example_violations(ex, nodes).items():
-            st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
+        st.check_empty(example_violations(ex, nodes), schema)
         st.commit(ex, schema, {contract.LABELS.key: join_list(labels, "labels"), **cutoffs.to_properties(),
                                contract.DOMAINS.key: join_list(domains, "domains"), contract.K.key: str(k),
                                contract.NEIGHBOR_ARRAYS.key: str(neighbor_arrays).lower(),

@@ -17,7 +17,6 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.graph import edge_rules, edge_violations, graph_stats_rules, node_rules
-from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
                                    resolve_labels, resolve_split, split_policy_from_args)
@@ -72,8 +71,7 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
                         GraphParams(labels=labels, cutoff=cutoff))
         nodes = st.check(g.nodes, node_rules(), NODES)
         edges = st.check(g.edges, edge_rules(labels), EDGES)
-        for rule, bad in edge_violations(edges, nodes, interactions, labels, cutoff).items():
-            st.check(bad, must_be_empty(rule), f"{EDGES.name}: {rule}")
+        st.check_empty(edge_violations(edges, nodes, interactions, labels, cutoff), EDGES)
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)
         props = {contract.LABELS.key: join_list(labels, "labels"), **cutoffs.to_properties(),
                  contract.SPLIT.key: policy.describe(), contract.EDGE_TYPES.key: ",".join(codes)}

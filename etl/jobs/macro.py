@@ -13,7 +13,6 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.macro import macro_rules, macro_violations
-from etl.checks.rules import must_be_empty
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
 from etl.lake import Lake, StageRecord
@@ -49,8 +48,7 @@ def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         out = build_macro(interactions, nodes, labels, cutoff, domains, params)
         st.note("user_clusters_found", out.n_clusters)
         table = st.check(out.table, macro_rules(labels, out.n_domains, out.n_clusters), schema)
-        for rule, bad in macro_violations(table, nodes).items():
-            st.check(bad, must_be_empty(rule), f"{schema.name}: {rule}")
+        st.check_empty(macro_violations(table, nodes), schema)
         st.commit(table, schema, {contract.LABELS.key: join_list(labels, "labels"), contract.CUTOFF.key: cutoff.isoformat(),
                                   contract.DOMAINS.key: join_list(domains, "domains"),
                                   contract.N_DOMAINS.key: str(out.n_domains), contract.N_CLUSTERS.key: str(out.n_clusters)})

@@ -10,7 +10,6 @@ import argparse
 from pyspark.sql import SparkSession
 
 from etl.checks.neighbors import neighbor_rules, neighbor_violations
-from etl.checks.rules import must_be_empty
 from etl.jobs.shell import add_common_arguments, job_main
 from etl.jobs.stage_inputs import edge_type_codes_of
 from etl.lake import Lake, StageRecord
@@ -36,8 +35,7 @@ def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: Neighb
         nodes, edges = st.read(NODES), st.read(EDGES)
         lists = st.check(sample_neighbors(edges, nodes, codes, params), neighbor_rules(params.k, len(codes)),
                          NEIGHBORS)
-        for rule, bad in neighbor_violations(lists, nodes, edges, codes).items():
-            st.check(bad, must_be_empty(rule), f"{NEIGHBORS.name}: {rule}")
+        st.check_empty(neighbor_violations(lists, nodes, edges, codes), NEIGHBORS)
         st.commit(lists, NEIGHBORS, {contract.K.key: str(params.k), contract.BETA.key: repr(params.beta),
                                      contract.SEED.key: str(params.seed), contract.EDGE_TYPES.key: ",".join(codes)})
     return st.record

@@ -90,6 +90,8 @@ def run_pipeline(spark: SparkSession, lake: Lake, run_id: str, src: Optional[Sou
     step("neighbors", lambda: neighbors_stage(spark, lake, run_id, config.neighbors))
     step("examples", lambda: examples_stage(spark, lake, run_id, labels, config.examples))
     step("macro", lambda: macro_stage(spark, lake, run_id, labels, config.macro))
+    # once per run rather than per stage: telling whether it is due costs a scan of the log
+    RunManifest(lake).compact(spark)
     return records
 
 

@@ -20,7 +20,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
 from etl.checks.report import ExpectationOutcome
-from etl.checks.rules import must_be_empty
 from etl.checks.swing import swing_rules, swing_violations
 from etl.jobs.shell import InputError, add_common_arguments, job_main
 from etl.jobs.stage_inputs import (INTERACTIONS, add_split_arguments, resolve_split, split_policy_from_args,
@@ -69,8 +68,7 @@ def swing_stage(spark: SparkSession, lake: Lake, run_id: str, params: SwingParam
             st.add_outcome(ExpectationOutcome(
                 table=SWING_I2I.name, expectation="Swing scores at least one item pair", success=False, observed=0,
                 error=f"no item pair from the {label_rows(positive_label)}{before}: {explain_empty(pos, params)}"))
-        for rule, bad in swing_violations(out, st.read(ITEMS), params).items():
-            st.check(bad, must_be_empty(rule), f"{SWING_I2I.name}: {rule}")
+        st.check_empty(swing_violations(out, st.read(ITEMS), params), SWING_I2I)
         st.commit(out, SWING_I2I, {contract.POSITIVE_LABEL.key: positive_label,
                                    contract.CUTOFF.key: cutoff.isoformat() if cutoff else "",
                                    contract.SWING.key: ",".join(f"{k}={v}" for k, v in params.as_dict().items())})
