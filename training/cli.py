@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from etl.logs import configure_logging
 from schemas.contract import EXIT_INPUT
@@ -58,12 +58,18 @@ def _input_error(e: Exception) -> int:
     return EXIT_INPUT
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def command_main(prog: str, description: Optional[str], add: Callable[[argparse.ArgumentParser], None],
+                 run_args: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]] = None) -> int:
+    """A training command's entry point: logging set up, flags from `add`, work by `run_args`."""
     configure_logging()
-    parser = argparse.ArgumentParser(prog="grec train", description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    add(parser)
+    return run_args(parser.parse_args(argv))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return command_main("grec train", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

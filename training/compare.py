@@ -50,10 +50,10 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from etl.logs import configure_logging
 from schemas.contract import EXIT_INPUT
 from training.comparison_tables import (SEED_COLUMNS, TIMING_COLUMNS, comparison_markdown, paired_lift, summarise_days,
                                  summarise_overall)
+from training.cli import command_main
 from training.config import (ConfigError, EncoderKind, FusionKind, LossWeighting, ModelName, TrainConfig,
                              add_config_arguments, config_from_args)
 from training.data.arrow_columns import ColumnError
@@ -314,11 +314,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    configure_logging()
-    parser = argparse.ArgumentParser(prog="grec compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return command_main("grec compare", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
