@@ -25,18 +25,19 @@ def estimated_bytes(df: DataFrame) -> int:
     return int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))  # a Scala BigInt
 
 
-def file_count(df: DataFrame, target_bytes: int = TARGET_FILE_BYTES) -> int:
-    """Files to write `df` as: its estimated size over the target, at least one, and never more
-    than the frame has partitions (an estimate after a join can be far too large)."""
+def file_count(df: DataFrame, partitions: int, target_bytes: int = TARGET_FILE_BYTES) -> int:
+    """Files to write `df` (of `partitions` partitions) as: its estimated size over the target, at
+    least one, and never more than its partitions (an estimate after a join can be far too large)."""
     wanted = max(1, math.ceil(estimated_bytes(df) / target_bytes))
-    return min(wanted, max(1, df.rdd.getNumPartitions()))
+    return min(wanted, max(1, partitions))
 
 
 def laid_out(df: DataFrame, schema: TableSchema, target_bytes: int = TARGET_FILE_BYTES) -> DataFrame:
     """`df` partitioned into the files it should be written as (see the module docstring)."""
-    files = file_count(df, target_bytes)
+    partitions = df.rdd.getNumPartitions()  # plans the frame once; no Spark job
+    files = file_count(df, partitions, target_bytes)
     if schema.cluster_by:
         return df.repartitionByRange(files, *schema.cluster_by).sortWithinPartitions(*schema.cluster_by)
     # coalesce merges partitions without a shuffle; the frames committed are cached or read from
     # a cache, so the merged tasks only copy rows
-    return df.coalesce(files) if files < df.rdd.getNumPartitions() else df
+    return df.coalesce(files) if files < partitions else df
