@@ -15,7 +15,6 @@ so examples and graph always agree on which days trained the graph, validate and
 """
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -23,15 +22,14 @@ from typing import Iterator, Optional
 from pyspark.sql import SparkSession
 
 from etl.checks.examples import example_rules, example_violations
-from etl.jobs.shell import InputError, add_common_arguments, job_main
-from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, join_list, graph_cutoffs, neighbors_k, prop,
-                                   resolve_labels)
+from etl.jobs.shell import InputError, job_main
+from etl.jobs.stage_inputs import INTERACTIONS, graph_cutoffs, join_list, neighbors_k, prop
+from etl.jobs.stage_job import params_job
 from etl.lake import Lake, StageRecord
-from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.examples import ExampleParams, ParquetLayout, build_examples, domain_vocabulary
 from schemas import contract
-from schemas.params import add_param_arguments, check_bounds, param, params_from_args
+from schemas.params import check_bounds, param
 from schemas.tables import EDGES, ITEMS, NEIGHBORS, NODES, examples
 
 STAGE = "examples"
@@ -79,12 +77,6 @@ def parquet_layout(spark: SparkSession, layout: ParquetLayout) -> Iterator[None]
             spark.conf.unset(k) if saved is None else spark.conf.set(k, saved)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    add_labels_argument(parser)
-    add_param_arguments(parser.add_argument_group("examples"), ExamplesConfig)
-
-
 def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
                    config: ExamplesConfig = ExamplesConfig()) -> StageRecord:
     """Build, check and commit gold.examples. `config.k` (default: gold.neighbors' k) is the list
@@ -116,12 +108,8 @@ def examples_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[st
     return st.record
 
 
-def run(args: argparse.Namespace) -> int:
-    config = params_from_args(ExamplesConfig, args)
-    spark = get_spark("grec-examples")
-    lake = Lake(args.lake)
-    examples_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), config)
-    return 0
+JOB = params_job("grec-examples", "examples", ExamplesConfig, examples_stage)
+add_arguments, run = JOB.add_arguments, JOB.run
 
 
 if __name__ == "__main__":

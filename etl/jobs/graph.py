@@ -12,16 +12,14 @@ positives (the swing stage's job) or held-out labels leak through the item–ite
 """
 from __future__ import annotations
 
-import argparse
-
 from pyspark.sql import SparkSession
 
 from etl.checks.graph import edge_rules, edge_violations, graph_stats_rules, node_rules
-from etl.jobs.shell import InputError, add_common_arguments, job_main
-from etl.jobs.stage_inputs import (INTERACTIONS, add_labels_argument, add_split_arguments, join_list,
-                                   resolve_labels, resolve_split, split_policy_from_args)
+from etl.jobs.shell import InputError, job_main
+from etl.jobs.stage_inputs import INTERACTIONS, SPLIT_FLAGS_GROUP, join_list, resolve_split
+from etl.jobs.stage_job import params_job
 from etl.lake import Lake, StageRecord
-from etl.session import get_spark, has_graphframes_jar
+from etl.session import has_graphframes_jar
 from etl.stage import Stage, log
 from etl.transforms.graph import GraphParams, build_graph, edge_type_codes
 from etl.transforms.graph_algos import graph_stats
@@ -31,12 +29,6 @@ from schemas.split import EVAL, MIN_EVAL_ROWS, MIN_EVAL_USERS, SPLITS
 from schemas.tables import EDGES, GRAPH_STATS, ITEMS, NODES, SWING_I2I, USERS
 
 STAGE = "graph"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    add_labels_argument(parser)
-    add_split_arguments(parser)
 
 
 def warn_if_eval_too_small(sizes: dict[str, dict[str, int]], policy: SplitPolicy) -> None:
@@ -81,12 +73,8 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
     return st.record
 
 
-def run(args: argparse.Namespace) -> int:
-    policy = split_policy_from_args(args)
-    spark = get_spark("grec-graph")
-    lake = Lake(args.lake)
-    graph_stage(spark, lake, args.run_id, resolve_labels(spark, lake, args.labels, args.run_id), policy)
-    return 0
+JOB = params_job("grec-graph", SPLIT_FLAGS_GROUP, SplitPolicy, graph_stage)
+add_arguments, run = JOB.add_arguments, JOB.run
 
 
 if __name__ == "__main__":

@@ -8,29 +8,20 @@ validation start), so neither validation nor evaluation labels reach the macro g
 """
 from __future__ import annotations
 
-import argparse
-
 from pyspark.sql import SparkSession
 
 from etl.checks.macro import macro_rules, macro_violations
-from etl.jobs.shell import InputError, add_common_arguments, job_main
-from etl.jobs.stage_inputs import INTERACTIONS, add_labels_argument, join_list, graph_cutoff, resolve_labels
+from etl.jobs.shell import InputError, job_main
+from etl.jobs.stage_inputs import INTERACTIONS, graph_cutoff, join_list
+from etl.jobs.stage_job import params_job
 from etl.lake import Lake, StageRecord
-from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.examples import domain_vocabulary
 from etl.transforms.macro import MacroParams, build_macro
 from schemas import contract
-from schemas.params import add_param_arguments, params_from_args
 from schemas.tables import ITEMS, NODES, macro
 
 STAGE = "macro"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    add_labels_argument(parser)
-    add_param_arguments(parser.add_argument_group("macro"), MacroParams)
 
 
 def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
@@ -55,13 +46,8 @@ def macro_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
     return st.record
 
 
-def run(args: argparse.Namespace) -> int:
-    params = params_from_args(MacroParams, args)
-    spark = get_spark("grec-macro")
-    lake = Lake(args.lake)
-    labels = resolve_labels(spark, lake, args.labels, args.run_id)
-    macro_stage(spark, lake, args.run_id, labels, params)
-    return 0
+JOB = params_job("grec-macro", "macro", MacroParams, macro_stage)
+add_arguments, run = JOB.add_arguments, JOB.run
 
 
 if __name__ == "__main__":

@@ -5,27 +5,19 @@ replacement with p ∝ w^beta (docs/method.md §Neighbours).
 """
 from __future__ import annotations
 
-import argparse
-
 from pyspark.sql import SparkSession
 
 from etl.checks.neighbors import neighbor_rules, neighbor_violations
-from etl.jobs.shell import add_common_arguments, job_main
+from etl.jobs.shell import job_main
 from etl.jobs.stage_inputs import edge_type_codes_of
+from etl.jobs.stage_job import params_job
 from etl.lake import Lake, StageRecord
-from etl.session import get_spark
 from etl.stage import Stage
 from etl.transforms.neighbors import NeighborParams, sample_neighbors
 from schemas import contract
-from schemas.params import add_param_arguments, params_from_args
 from schemas.tables import EDGES, NEIGHBORS, NODES
 
 STAGE = "neighbors"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    add_param_arguments(parser.add_argument_group("sampling"), NeighborParams)
 
 
 def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: NeighborParams) -> StageRecord:
@@ -41,11 +33,8 @@ def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: Neighb
     return st.record
 
 
-def run(args: argparse.Namespace) -> int:
-    params = params_from_args(NeighborParams, args)
-    spark = get_spark("grec-neighbors")
-    neighbors_stage(spark, Lake(args.lake), args.run_id, params)
-    return 0
+JOB = params_job("grec-neighbors", "sampling", NeighborParams, neighbors_stage, labels=False)
+add_arguments, run = JOB.add_arguments, JOB.run
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from schemas.layout import SnapshotError
 from schemas.params import ConfigError
 
 
-
 class InputError(ValueError):
     """Input the user gave cannot be used as it is; the message says which file/column/row and why."""
 

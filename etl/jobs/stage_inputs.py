@@ -69,9 +69,12 @@ def resolve_labels(spark: SparkSession, lake: Lake, flag: Optional[str], run_id:
     return labels
 
 
+SPLIT_FLAGS_GROUP = "time split (train, then val, then eval)"
+
+
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     """The train/val/eval split flags (etl.transforms.split.SplitPolicy)."""
-    add_param_arguments(parser.add_argument_group("time split (train, then val, then eval)"), SplitPolicy)
+    add_param_arguments(parser.add_argument_group(SPLIT_FLAGS_GROUP), SplitPolicy)
 
 
 def split_policy_from_args(args: argparse.Namespace) -> SplitPolicy:
