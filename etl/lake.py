@@ -305,10 +305,21 @@ class RunManifest:
 
     def __init__(self, lake: Lake):
         self.lake = lake
+        # The run's rows as read right after this manifest's claim: while the claimed stage runs no
+        # other process may write a row of the run that a read depends on (it refuses, leaving at
+        # most a failed row of its own stage), so the stage's reads need not scan `_runs` again.
+        self._claimed: Optional[tuple[str, list[Row]]] = None
 
-    def upsert(self, spark: SparkSession, record: StageRecord, replace_if: Optional[str] = None) -> None:
-        """Insert or replace the (run_id, stage) row; with `replace_if`, replace only where it holds on t."""
-        df = spark.createDataFrame([record.row()], RUNS.spark_schema())
+    def upsert(self, spark: SparkSession, record: StageRecord, replace_if: Optional[str] = None,
+               insert_only: bool = False) -> None:
+        """Insert or replace the (run_id, stage) row; with `replace_if`, replace only where it holds on
+        t; with `insert_only`, insert it only where no row has its key (a cheaper MERGE: no file of
+        the table is rewritten)."""
+        row = record.row()
+        # literals, not spark.createDataFrame: a frame of Python rows starts Python workers for each
+        # of the MERGE's scans of it, which took about a third of the MERGE's time
+        df = spark.range(1).select(*(F.lit(row[f.name]).cast(f.dataType).alias(f.name)
+                                     for f in RUNS.spark_schema().fields))
         path = self.lake.path(RUNS)
 
         def attempt() -> None:
@@ -318,9 +329,11 @@ class RunManifest:
                 if not DeltaTable.isDeltaTable(spark, path):
                     df.write.format("delta").mode("append").save(path)
                     return
-                (DeltaTable.forPath(spark, path).alias("t")
-                 .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage")
-                 .whenMatchedUpdateAll(condition=replace_if).whenNotMatchedInsertAll().execute())
+                merge = (DeltaTable.forPath(spark, path).alias("t")
+                         .merge(df.alias("s"), "t.run_id = s.run_id AND t.stage = s.stage"))
+                if not insert_only:
+                    merge = merge.whenMatchedUpdateAll(condition=replace_if)
+                merge.whenNotMatchedInsertAll().execute()
 
         with_conflict_retry(attempt, table=RUNS.name, run_id=record.run_id, stage=record.stage,
                             latest=lambda: newest_commit(spark, path))
@@ -348,14 +361,22 @@ class RunManifest:
         """Record `record` as running in this process, or raise ConcurrentRunError when another live
         process runs a stage of the same run id (checked before and after the upsert, so of two
         processes that claim at once at most one goes on)."""
-        others = self._refuse_if_taken(spark, record)
+        rows = self._run_rows(spark, record.run_id, fresh=True)
+        others = self._refuse_if_taken(rows, record)
         record.message = PROCESS
-        stale = [r["message"] for r in others if r["message"]]  # not alive: _refuse_if_taken raised otherwise
-        keep = " OR ".join(["t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
-                            *(f"t.message = '{o}'" for o in stale if "'" not in o)])
-        self.upsert(spark, record, replace_if=keep)
+        keep = self._replaceable(others)
+        # A stage's first claim inserts its row. Should a row of its key land meanwhile, the insert
+        # does nothing and the claim is made again as the conditional replacement.
+        first = not any(r["stage"] == record.stage for r in rows)
+        self.upsert(spark, record, replace_if=keep, insert_only=first)
         try:
-            self._refuse_if_taken(spark, record)
+            rows = self._run_rows(spark, record.run_id, fresh=True)
+            others = self._refuse_if_taken(rows, record)
+            if first and not any(r["stage"] == record.stage and r["message"] == PROCESS for r in rows):
+                self.upsert(spark, record, replace_if=self._replaceable(others))
+                rows = self._run_rows(spark, record.run_id, fresh=True)
+                self._refuse_if_taken(rows, record)
+            self._claimed = (record.run_id, rows)
         except ConcurrentRunError as e:
             # give the row up, so the process that goes on does not wait for this one to exit
             record.status, record.message = "failed", f"refused: {e}"[:2000]
@@ -363,13 +384,20 @@ class RunManifest:
             self.upsert(spark, record, replace_if=f"t.message = '{PROCESS}'")
             raise
 
-    def _refuse_if_taken(self, spark: SparkSession, record: StageRecord) -> list[Row]:
-        """Raise ConcurrentRunError when another live process runs a stage of the run; else return
-        the run's rows that other processes left running (killed ones, whose rows may be taken)."""
-        if not self.lake.exists(spark, RUNS):
-            return []
-        rows = (self.records(spark, record.run_id)
-                .where((F.col("status") == "running") & (F.col("message") != PROCESS)).collect())
+    @staticmethod
+    def _replaceable(stale: list[Row]) -> str:
+        """The condition on the existing row `t` under which a claim replaces it: not running, or
+        running in this process, or in one of the `stale` rows' dead processes."""
+        owners = [r["message"] for r in stale if r["message"] and "'" not in r["message"]]
+        return " OR ".join(["t.status <> 'running'", "t.message IS NULL", f"t.message = '{PROCESS}'",
+                            *(f"t.message = '{o}'" for o in owners)])
+
+    @staticmethod
+    def _refuse_if_taken(run_rows: list[Row], record: StageRecord) -> list[Row]:
+        """Raise ConcurrentRunError when another live process runs a stage of the run (`run_rows`:
+        its rows in the manifest); else return the rows that other processes left running (killed
+        ones, whose rows may be taken)."""
+        rows = [r for r in run_rows if r["status"] == "running" and r["message"] != PROCESS]
         live = [r for r in rows if _process_alive(r["message"])]
         if live:
             r = live[0]
@@ -380,12 +408,18 @@ class RunManifest:
                 f"with another --run-id")
         return rows
 
+    def _run_rows(self, spark: SparkSession, run_id: str, fresh: bool = False) -> list[Row]:
+        """The rows of run `run_id`: those read at this manifest's claim, else (or when `fresh`) read now."""
+        if not fresh and self._claimed is not None and self._claimed[0] == run_id:
+            return self._claimed[1]
+        if not self.lake.exists(spark, RUNS):
+            return []
+        return self.records(spark, run_id).collect()
+
     def own_version(self, spark: SparkSession, run_id: str, table: str) -> Optional[int]:
         """The version of `table` that run `run_id` committed (latest succeeded stage), or None."""
-        if not self.lake.exists(spark, RUNS):
-            return None
-        rows = (self.records(spark, run_id).where(F.col("status") == "succeeded")
-                .orderBy("started_at").select("outputs").collect())
+        rows = sorted((r for r in self._run_rows(spark, run_id) if r["status"] == "succeeded"),
+                      key=lambda r: r["started_at"])
         found = None
         for r in rows:
             for t in json.loads(r["outputs"]):

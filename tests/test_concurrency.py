@@ -128,6 +128,45 @@ def test_a_run_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_ove
     assert rows["ingest"] == ("succeeded", None)
 
 
+def _blind_first_read(monkeypatch) -> None:
+    """Make a claim's first read of the manifest see no row of the run, as when another process
+    writes its row between that read and the claim's insert."""
+    real = RunManifest._run_rows
+    calls = []
+
+    def run_rows(self, spark, run_id, fresh=False):
+        calls.append(1)
+        return [] if len(calls) == 1 else real(self, spark, run_id, fresh)
+    monkeypatch.setattr(RunManifest, "_run_rows", run_rows)
+
+
+def test_a_claim_whose_insert_meets_a_finished_row_replaces_it(spark, lake, monkeypatch):
+    with Stage(spark, lake, "r3", "swing"):
+        pass
+    _blind_first_read(monkeypatch)
+    manifest = RunManifest(lake)
+    record = StageRecord(run_id="r3", stage="swing", status="running")
+    manifest.claim(spark, record)
+    rows = manifest.records(spark, "r3").collect()
+    assert [(r.stage, r.status, r.message) for r in rows] == [("swing", "running", record.message)]
+    assert record.message.startswith(f"running in process {os.getpid()} ")
+
+
+def test_a_claim_whose_insert_meets_a_live_claim_is_refused_and_leaves_it(spark, lake, monkeypatch):
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        _held_by(spark, lake, "r4", sleeper.pid)
+        _blind_first_read(monkeypatch)
+        with pytest.raises(ConcurrentRunError):
+            RunManifest(lake).claim(spark, StageRecord(run_id="r4", stage="ingest", status="running"))
+        rows = RunManifest(lake).records(spark, "r4").collect()
+        assert [(r.stage, r.status, r.message.split(" (")[0]) for r in rows] == [
+            ("ingest", "running", f"running in process {sleeper.pid} on {socket.gethostname()}")]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 # ---- two pipelines at once ---------------------------------------------------------------------------
 SOURCE = ["--source", "synthetic", "--rows", "1500", "--users", "60", "--items", "40", "--domains", "2",
           "--days", "8"]
