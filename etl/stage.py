@@ -15,6 +15,7 @@ Any other exception inside the block is recorded the same way and re-raised.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -150,6 +151,9 @@ class Stage:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+        # GX renders the site in Python while the commits below wait on Spark: a second core's work
+        docs = threading.Thread(target=self._write_data_docs, name=f"data-docs-{self.name}", daemon=True)
+        docs.start()
         try:
             if exc is None and self.report.success:
                 self._write_all()
@@ -159,7 +163,7 @@ class Stage:
                 self.record.message = (f"{exc_type.__name__}: {exc}" if exc is not None
                                        else "; ".join(o.line() for o in self.report.failures)[:2000])
             self.record.finished_at = datetime.now(timezone.utc)
-            path = self._write_report()
+            path = self._write_report(docs)
             self.record.report = path + ".md"
             self.manifest.upsert(self.spark, self.record)
         finally:
@@ -182,10 +186,10 @@ class Stage:
             self.record.outputs.append(tv)
             log(f"{self.name}: committed {tv.table} version {tv.version} ({tv.rows:,} rows)")
 
-    def _write_report(self) -> str:
+    def _write_report(self, docs: threading.Thread) -> str:
         path = self.lake.report_path(self.run_id, self.name)
         self.report.notes.setdefault("outputs", [f"{t.table}@v{t.version} ({t.rows} rows)" for t in self.record.outputs])
-        self._write_data_docs()
+        docs.join()  # the reports name the site
         self.lake.write_text(self.spark, path + ".json", self.report.to_json())
         self.lake.write_text(self.spark, path + ".md", self.report.to_markdown())
         return path
