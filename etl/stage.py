@@ -28,6 +28,7 @@ from etl.checks import data_docs
 from etl.checks.report import CheckReport, ExpectationOutcome
 from etl.checks.rules import must_be_empty
 from etl.checks.runner import validate_suite
+from etl.checks.screen import count_rows
 from etl.lake import Lake, LakeError, RunManifest, StageRecord, TableVersion
 from schemas import Expectation, TableSchema
 
@@ -108,22 +109,32 @@ class Stage:
             t0 = time.perf_counter()
             df.count()
             computed = f"; frame computed in {time.perf_counter() - t0:.1f} s"
-        run = validate_suite(df, expectations, name, suite_name=data_docs.suite_name(self.name, name))
+        self._validate(df, expectations, name, computed=computed)
+        return df
+
+    def _validate(self, df: DataFrame, expectations: Sequence[Expectation], name: str,
+                  verdicts: Optional[Sequence[Optional[bool]]] = None, computed: str = "") -> None:
+        run = validate_suite(df, expectations, name, suite_name=data_docs.suite_name(self.name, name),
+                             verdicts=verdicts)
         outcomes, secs = run.outcomes, run.seconds
         self._gx_results.append(run.gx_result)
         self.report.outcomes.extend(outcomes)
         self.report.seconds += secs
         failed = sum(not o.success for o in outcomes)
         log(f"{self.name}: checked {name}: {len(outcomes) - failed}/{len(outcomes)} passed ({secs:.1f} s{computed})")
-        return df
 
     def check_empty(self, violations: Mapping[str, DataFrame], table: str | TableSchema) -> None:
         """Check that each frame of violating rows (a key rule computed as a join, by rule name)
-        is empty. Each is computed by its check alone (no cache): when it is empty, one count is
-        all it costs; when not, GX fetches its count and sample rows."""
+        is empty. The frames are counted together, in one Spark job (screen.count_rows); GX
+        validates only a frame that has rows, fetching its count and sample rows."""
         name = table.name if isinstance(table, TableSchema) else table
-        for rule, bad in violations.items():
-            self.check(bad, must_be_empty(rule), f"{name}: {rule}", cache=False)
+        t0 = time.perf_counter()
+        counts = count_rows(list(violations.values()))
+        secs = time.perf_counter() - t0
+        self.report.seconds += secs
+        log(f"{self.name}: counted the violations of {len(counts)} rules of {name} in {secs:.1f} s")
+        for (rule, bad), n in zip(violations.items(), counts):
+            self._validate(bad, must_be_empty(rule), f"{name}: {rule}", verdicts=[n == 0])
 
     def persist(self, df: DataFrame) -> DataFrame:
         """Cache a frame that several checks and writes reuse; released when the stage ends."""

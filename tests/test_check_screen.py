@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 
 from etl.checks import runner
 from etl.checks.rules import must_be_empty, rows_rule
-from etl.checks.screen import screen
+from etl.checks.screen import count_rows, screen
 from schemas import Expectation
 
 SCHEMA = T.StructType([
@@ -137,3 +137,25 @@ def test_a_passing_suite_runs_fewer_spark_jobs_than_gx(spark, frame):
     gx = jobs("grec-gx", lambda: runner._results(frame, passing, {"result_format": "BOOLEAN_ONLY"}))
     # one aggregate, whose distinct-key part adds stages that adaptive execution runs as jobs
     assert screened <= 3 < gx
+
+
+def test_count_rows_counts_every_frame_in_one_query(spark):
+    left = spark.createDataFrame([(i, i % 3) for i in range(10)], "id long, g long")
+    right = spark.createDataFrame([(0,), (1,)], "g long")
+    joined = left.join(right, "g")  # g in {0, 1}: ids 0,1,3,4,6,7,9 -> 7 rows
+    frames = [joined, joined.where("id > 5"), left.where("id < 0"), left]  # 7, 3 (6,7,9), 0, 10
+    sc = spark.sparkContext
+
+    def jobs(group: str, work):
+        sc.setJobGroup(group, group)
+        try:
+            out = work()
+        finally:
+            sc.setJobGroup("", "")
+        return out, len(sc.statusTracker().getJobIdsForGroup(group))
+
+    counts, together = jobs("grec-count-rows", lambda: count_rows(frames))
+    assert counts == [7, 3, 0, 10]
+    _, apart = jobs("grec-count-apart", lambda: [f.count() for f in frames])
+    assert together < apart
+    assert count_rows([]) == []

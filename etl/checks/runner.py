@@ -64,7 +64,7 @@ def validate(df: DataFrame, expectations: Sequence[Expectation], table: str) -> 
 
 
 def validate_suite(df: DataFrame, expectations: Sequence[Expectation], table: str,
-                   suite_name: str | None = None) -> SuiteRun:
+                   suite_name: str | None = None, verdicts: Sequence[bool | None] | None = None) -> SuiteRun:
     """Validate `df` against `expectations` as the GX suite `suite_name` (default: `table`).
 
     Three steps, so that a passing suite costs one scan of the frame:
@@ -79,9 +79,12 @@ def validate_suite(df: DataFrame, expectations: Sequence[Expectation], table: st
     Passing rules are reported without an observed value. The GX result holds every rule (the
     screened passes as passed results of their expectations), so Data Docs show the whole suite
     and the failed rules' counts and samples without validating again.
+
+    `verdicts`, when given, stand for step 1: the caller screened the rules itself (as
+    `Stage.check_empty` counts several frames in one job).
     """
     t0 = time.perf_counter()
-    verdicts = screen(df, expectations)
+    verdicts = screen(df, expectations) if verdicts is None else list(verdicts)
     unscreened = [i for i, v in enumerate(verdicts) if v is None]
     first_pass, gx_results = _results(df, [expectations[i] for i in unscreened], {"result_format": "BOOLEAN_ONLY"})
     results: list[Any] = [None] * len(expectations)

@@ -131,3 +131,17 @@ def _missing_columns(df: DataFrame, kw: dict) -> list[str]:
     """Columns a rule names that the frame lacks: such a rule is left to GX, which reports it."""
     named = [kw["column"]] if "column" in kw else list(kw.get("column_list", []))
     return [c for c in named if c not in df.columns]
+
+
+def count_rows(frames: Sequence[DataFrame]) -> list[int]:
+    """The row count of each frame, all in one Spark job: the frames' plans are branches of one
+    query, so a subplan they share (a join input, an aggregation) is computed once, and the job's
+    fixed cost is paid once rather than per frame."""
+    if not frames:
+        return []
+    tagged = [f.select(F.lit(i).alias("_frame")) for i, f in enumerate(frames)]
+    union = tagged[0]
+    for t in tagged[1:]:
+        union = union.unionByName(t)
+    counts = {r["_frame"]: r["count"] for r in union.groupBy("_frame").count().collect()}
+    return [int(counts.get(i, 0)) for i in range(len(frames))]
