@@ -125,7 +125,7 @@ class Stage:
 
     def check_empty(self, violations: Mapping[str, DataFrame], table: str | TableSchema) -> None:
         """Check that each frame of violating rows (a key rule computed as a join, by rule name)
-        is empty. The frames are counted together, in one Spark job (screen.count_rows); GX
+        is empty. The frames are counted together, in one Spark query (screen.count_rows); GX
         validates only a frame that has rows, fetching its count and sample rows."""
         name = table.name if isinstance(table, TableSchema) else table
         t0 = time.perf_counter()

@@ -134,9 +134,10 @@ def _missing_columns(df: DataFrame, kw: dict) -> list[str]:
 
 
 def count_rows(frames: Sequence[DataFrame]) -> list[int]:
-    """The row count of each frame, all in one Spark job: the frames' plans are branches of one
-    query, so a subplan they share (a join input, an aggregation) is computed once, and the job's
-    fixed cost is paid once rather than per frame."""
+    """The row count of each frame, all from one Spark query: the frames' plans are its branches,
+    so a subplan they share (a join input, an aggregation) is computed once, and the query's fixed
+    cost is paid once rather than per frame (adaptive execution still runs its shuffle stages as
+    jobs of their own)."""
     if not frames:
         return []
     tagged = [f.select(F.lit(i).alias("_frame")) for i, f in enumerate(frames)]
