@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from etl.checks.examples import example_rules
-from etl.checks.graph import edge_rules, edge_violations, node_rules
+from etl.checks.graph import UNBACKED, backed_edges_proven, edge_rules, edge_violations, node_rules
 from etl.checks.macro import macro_rules
 from etl.checks.neighbors import neighbor_rules, neighbor_violations
 from etl.checks.runner import validate
@@ -68,6 +68,46 @@ def test_edge_join_rules(graph):
     assert bad["users with pre-cutoff positives but no edge (orphaned)"] == [(2, "u2")]
 
 
+@pytest.fixture(scope="module")
+def sound_graph(spark):
+    """A graph whose behaviour edges are exactly the pre-cutoff positives, for two labels."""
+    labels = ["click", "like"]
+    nodes = spark.createDataFrame([
+        (0, "user", "u0", None, [], 3), (1, "user", "u1", None, [], 1),
+        (2, "item", "i0", "A", [], 3), (3, "item", "i1", "A", [], 3),
+    ], NODES.spark_schema())
+    # (user, item, day, click, like); u1's like of i1 and u0's click of i0 come after the cutoff
+    rows = [("u0", "i0", 1, 1, 1), ("u0", "i0", 2, 1, 0), ("u0", "i1", 1, 1, 0), ("u1", "i1", 2, 1, 0),
+            ("u1", "i1", 3, 0, 1), ("u0", "i0", 4, 1, 0), ("u1", "i0", 1, 0, 0)]
+    log = spark.createDataFrame([(u, i, datetime(2024, 1, d), date(2024, 1, d), "A", c, lk) for u, i, d, c, lk in rows],
+                                interactions(labels).spark_schema())
+    two, one = 1.0986122886681098, 0.6931471805599453   # log1p(2), log1p(1)
+    behaviour = [(0, 2, "click", two), (0, 2, "like", one), (0, 3, "click", one), (1, 3, "click", one)]
+    edges = [*behaviour, *((d, s, t, w) for s, d, t, w in behaviour), (2, 3, "swing", 1.0), (3, 2, "swing", 0.5)]
+    return labels, nodes, edges, log
+
+
+@pytest.mark.parametrize("change, join_clean, why", [
+    (None, True, "sound"),
+    (lambda e: [(s, d, t, 1.3862943611198906 if (s, t) == (2, "click") else w) for s, d, t, w in e], False,
+     "weight log1p(3)"),
+    (lambda e: [*e, (1, 3, "like", 0.6931471805599453), (3, 1, "like", 0.6931471805599453)], False,
+     "a post-cutoff like"),
+    (lambda e: [(s, d, "like" if (s, d) == (1, 3) else t, w) for s, d, t, w in e], False, "wrong type one way"),
+    (lambda e: [(s, d, t, w * (1 + 1e-6)) for s, d, t, w in e], False, "weights off by 1e-6"),
+    (lambda e: [x for x in e if x[:3] != (3, 1, "click")], True, "one direction of a pair missing"),
+    (lambda e: [e for e in e if e[2] != "like"], True, "a positive group without edges"),
+])
+def test_backed_edges_proof_holds_only_for_exactly_the_positive_groups(spark, sound_graph, change, join_clean, why):
+    """The proof holds on the sound graph and fails on every change to it, also on the last two,
+    which break no row of the join (a missing edge is not an unbacked one): it is conservative,
+    and the join then decides."""
+    labels, nodes, edges, log = sound_graph
+    df = spark.createDataFrame(change(edges) if change else edges, EDGES.spark_schema())
+    assert (edge_violations(df, nodes, log, labels, CUTOFF)[UNBACKED].count() == 0) == join_clean, why
+    assert backed_edges_proven(df, nodes, log, labels, CUTOFF) == (change is None), why
+
+
 def test_node_and_edge_row_rules(spark, graph):
     nodes, _, _ = graph
     assert _failed(nodes, _custom(node_rules()), NODES.name) == set()
@@ -94,6 +134,30 @@ def test_neighbor_rules(spark, graph):
     bad = neighbor_violations(lists, nodes, edges, {"like": 0, "swing": 1})
     assert {r["src"] for r in bad["sampled neighbours that are not edges of the node"].collect()} == {3}
     assert {r["node_id"] for r in bad["nodes without a neighbour row, or with another degree"].collect()} == {1, 2}
+
+
+@pytest.mark.parametrize("max_id", [9, 3_000_000_000])   # the second takes the three-column join
+def test_sampled_neighbours_not_among_the_edges_brute_force(spark, max_id):
+    """Against a set difference in Python: in-range triples that are edges pass, others are kept,
+    as is every triple outside the node and code range, even one that collides under a naive key."""
+    import random
+
+    from etl.checks.neighbors import _not_among
+
+    rnd = random.Random(5)
+    known = {(rnd.randrange(10), rnd.randrange(10), rnd.randrange(2)) for _ in range(60)}
+    picks = rnd.sample(sorted(known), 20)
+    # with N = 10 and T = 2, (0, 19, 1) would alias the edge (1, 9, 1) under an unguarded key
+    odd = [(1, -1, 0), (0, 10, 1), (2, 3, 2), (2, 3, -1), (0, 19, 1)]
+    known |= {(0, 10, 1), (1, 9, 1)}
+    sampled = picks + [(rnd.randrange(10), rnd.randrange(10), rnd.randrange(2)) for _ in range(20)] + odd
+    frame = lambda rows: spark.createDataFrame(sorted(rows), "src long, dst long, t int")
+    got = sorted(tuple(r) for r in _not_among(frame(sampled), frame(known), max_id, 2).collect())
+    if max_id == 9:
+        want = sorted(r for r in sampled if r not in known or not (0 <= r[1] <= 9 and 0 <= r[2] <= 1))
+    else:
+        want = sorted(r for r in sampled if r not in known)
+    assert got == want
 
 
 def test_example_rules(spark):

@@ -85,6 +85,33 @@ def test_custom_sql_expectation(spark, lake):
             st.check(toy(spark, [(-1, 1.0)]), [rule], TOY)
 
 
+def test_check_empty_trusts_a_proof_only_while_every_check_passed(spark, lake):
+    """A rule the caller's screen proved empty is not counted (here its frame has a row, which a
+    count would fail); after a failed check the screen is not run and every frame is counted."""
+    bad, clean = toy(spark, [(1, 1.0)]), toy(spark, [])
+    asked = []
+
+    def proof():
+        asked.append(True)
+        return {"proven"}
+
+    with Stage(spark, lake, "r5", "toy") as st:
+        st.check_empty({"proven": bad, "counted": clean}, TOY, proven=proof)
+    assert asked == [True] and st.report.success
+
+    with pytest.raises(StageFailed) as err:
+        with Stage(spark, lake, "r6", "toy") as st:
+            st.check(toy(spark, [(1, -1.0)]), TOY.expectations(), TOY)
+            st.check_empty({"proven": bad, "counted": clean}, TOY, proven=proof)
+    assert asked == [True], "the screen must not run once a check failed"
+    failed = [o.table for o in err.value.report.failures]
+    assert f"{TOY.name}: proven" in failed and f"{TOY.name}: counted" not in failed
+
+    with pytest.raises(ValueError, match="not rules of silver.toy"):
+        with Stage(spark, lake, "r7", "toy") as st:
+            st.check_empty({"counted": clean}, TOY, proven=lambda: {"other"})
+
+
 @pytest.mark.skipif(not has_graphframes_jar(), reason="GraphFrames JARs not in .grec/jars (registry does not serve them)")
 def test_graphframes_degrees_and_components(spark, tmp_path):
     from graphframes import GraphFrame

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl.checks.rules import not_finite_positive, rows_rule
@@ -20,6 +20,7 @@ WEIGHT_RTOL = 1e-9
 def node_rules() -> list[Expectation]:
     return [
         *NODES.expectations(),
+        Expectation("ExpectCompoundColumnsToBeUnique", {"column_list": ["node_type", "raw_id"]}),
         rows_rule("node ids are dense: min 0, max = count - 1",
                   "(SELECT min(node_id) != 0 OR max(node_id) != count(*) - 1 FROM {batch})"),
         rows_rule("users come before items",
@@ -39,24 +40,33 @@ def edge_rules(labels: Sequence[str]) -> list[Expectation]:
 
 
 def _typed(nodes: DataFrame, id_col: str, type_col: str) -> DataFrame:
-    return nodes.select(F.col("node_id").alias(id_col), F.col("node_type").alias(type_col), F.col("raw_id").alias(
-        "raw_" + id_col))
+    # broadcast: the nodes are few next to the edges, which then need no shuffle to meet them
+    return F.broadcast(nodes.select(F.col("node_id").alias(id_col), F.col("node_type").alias(type_col),
+                                    F.col("raw_id").alias("raw_" + id_col)))
+
+
+def _ends(edges: DataFrame, nodes: DataFrame) -> DataFrame:
+    """The edges with each endpoint's node type and raw id (null where the node is missing)."""
+    return (edges.join(_typed(nodes, "src", "src_type"), "src", "left")
+            .join(_typed(nodes, "dst", "dst_type"), "dst", "left"))
+
+
+_USER, _ITEM = NodeType.USER.value, NodeType.ITEM.value
+UNBACKED = "behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"
 
 
 def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
                     cutoff: date) -> dict[str, DataFrame]:
     """Join rules of gold.edges and gold.nodes, as frames of violating rows."""
-    ends = (edges.join(_typed(nodes, "src", "src_type"), "src", "left")
-            .join(_typed(nodes, "dst", "dst_type"), "dst", "left"))
-    user, item = NodeType.USER.value, NodeType.ITEM.value
+    ends = _ends(edges, nodes)
     behaviour = F.col("edge_type") != SWING_EDGE_TYPE
-    wrong_types = (behaviour & ~(((F.col("src_type") == user) & (F.col("dst_type") == item))
-                                 | ((F.col("src_type") == item) & (F.col("dst_type") == user)))) | \
-                  (~behaviour & ~((F.col("src_type") == item) & (F.col("dst_type") == item)))
+    wrong_types = (behaviour & ~(((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM))
+                                 | ((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER)))) | \
+                  (~behaviour & ~((F.col("src_type") == _ITEM) & (F.col("dst_type") == _ITEM)))
     # A behaviour edge must be backed by pre-cutoff positives of its type, with weight log1p(count).
-    as_pairs = (ends.where(behaviour & (F.col("src_type") == user)).select(
+    as_pairs = (ends.where(behaviour & (F.col("src_type") == _USER)).select(
         F.col("raw_src").alias("user_id"), F.col("raw_dst").alias("item_id"), "edge_type", "weight")
-        .unionByName(ends.where(behaviour & (F.col("src_type") == item)).select(
+        .unionByName(ends.where(behaviour & (F.col("src_type") == _ITEM)).select(
             F.col("raw_dst").alias("user_id"), F.col("raw_src").alias("item_id"), "edge_type", "weight")))
     expected = F.log1p(F.col("n").cast("double"))
     unbacked = (as_pairs.join(positive_events(interactions, labels, cutoff), ["user_id", "item_id", "edge_type"], "left")
@@ -64,16 +74,91 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
     out_deg = edges.groupBy(F.col("src").alias("node_id")).agg(F.count(F.lit(1)).alias("_out"))
     wrong_degree = (nodes.join(out_deg, "node_id", "left")
                     .where(F.col("degree") != F.coalesce("_out", F.lit(0))).select("node_id", "degree", "_out"))
-    with_positives = positive_events(interactions, labels, cutoff).select(F.col("user_id").alias("raw_id")).distinct()
-    orphaned = (nodes.where((F.col("node_type") == user) & (F.col("degree") == 0))
-                .join(with_positives, "raw_id").select("node_id", "raw_id"))
+    # users without an edge are few: matched against the positive events as they stream by
+    edgeless = F.broadcast(nodes.where((F.col("node_type") == _USER) & (F.col("degree") == 0))
+                           .select("node_id", F.col("raw_id").alias("user_id")))
+    orphaned = (_pre_cutoff_positives(interactions, labels, cutoff).join(edgeless, "user_id")
+                .select("node_id", F.col("user_id").alias("raw_id")).distinct())
     return {
         "edge endpoints missing from gold.nodes": ends.where(F.col("src_type").isNull() | F.col("dst_type").isNull()),
         "edges joining the wrong node types": ends.where(wrong_types),
-        "behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)": unbacked,
+        UNBACKED: unbacked,
         "nodes whose degree differs from their out-edge count": wrong_degree,
         "users with pre-cutoff positives but no edge (orphaned)": orphaned,
     }
+
+
+def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff: date) -> DataFrame:
+    """The events that back edges (those positive_events counts): before the cutoff, some label > 0."""
+    positive = F.lit(False)
+    for t in labels:
+        positive = positive | (F.col(t) > 0)
+    return interactions.where((F.col("date") < F.lit(cutoff)) & positive)
+
+
+# The 64-bit key hash is summed in three 21-bit chunks, each times a count below 2^31, so a row's
+# term stays far below a long's range; a sum that overflows anyway is null (try_sum): not proven.
+_CHUNK_BITS = 21
+_CHUNKS = 3
+_MAX_COUNT_WEIGHT = 21.0  # log1p(2^31) is 21.5: an edge weighing more is left to the join
+
+
+def _chunks(h: Column) -> list[Column]:
+    mask = (1 << _CHUNK_BITS) - 1
+    return [F.shiftrightunsigned(h, _CHUNK_BITS * c).bitwiseAND(F.lit(mask).cast("long")) for c in range(_CHUNKS)]
+
+
+def backed_edges_proven(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
+                        cutoff: date) -> bool:
+    """Whether the rule UNBACKED is proven to hold without its join, by one aggregate query.
+
+    Let h(u, i, t) be a 64-bit hash of the raw user id, item id and edge type. Every behaviour edge
+    whose endpoints are a user and an item, of weight w = log1p(n) for a whole n >= 1, adds
+    h(u, i, t) * n to its direction's sum; every pre-cutoff event adds h(u, i, t) * label_t for
+    each label t, which over all events is the sum over positive_events of h * n. When no behaviour
+    edge breaks the premises and both directions' sums equal the events', each direction's edges
+    carry exactly the positive (u, i, t) groups with their counts, so no edge is unbacked or
+    mis-weighted, unless 64-bit hashes cancel, or two edges share one (u, i, t): the uniqueness
+    rules of gold.edges' key and of gold.nodes' (node_type, raw_id), checked before, rule that out
+    (Stage.check_empty trusts a proof only while every check so far passed). False means not
+    proven: the join then decides. Two map-side aggregations replace a grouping of the
+    interactions and a shuffle join of every behaviour edge with it.
+    """
+    w = F.col("weight")
+    user_item = F.coalesce((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM), F.lit(False))
+    item_user = F.coalesce((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER), F.lit(False))
+    # one row per behaviour edge: its direction, its (user, item) pair and the count its weight stands for
+    behaviour = _ends(edges, nodes).where(F.col("edge_type") != SWING_EDGE_TYPE).select(
+        F.when(user_item, "ui").when(item_user, "iu").alias("direction"),
+        F.when(user_item, F.col("raw_src")).otherwise(F.col("raw_dst")).alias("user_id"),
+        F.when(user_item, F.col("raw_dst")).otherwise(F.col("raw_src")).alias("item_id"),
+        "edge_type", w, F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long").alias("n"))
+    expected = F.log1p(F.col("n").cast("double"))
+    weight_ok = F.coalesce((F.col("n") >= 1) & (F.abs(w - expected) <= WEIGHT_RTOL * expected), F.lit(False))
+    hashed = behaviour.select("direction", "n", weight_ok.alias("ok"),
+                              _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"))
+    edge_side = hashed.agg(
+        F.sum(F.when(F.col("direction").isNull() | ~F.col("ok"), 1).otherwise(0)).alias("unprovable"),
+        *(F.try_sum(F.when(F.col("direction") == d, c * F.col("n"))).alias(f"{d}{k}")
+          for d in ("ui", "iu") for k, c in enumerate(_chunks(F.col("h")))))
+    pair = F.xxhash64("user_id", "item_id").alias("pair")
+    events = interactions.where(F.col("date") < F.lit(cutoff)).select(
+        pair, *(F.coalesce(F.col(t).cast("long"), F.lit(0).cast("long")).alias(t) for t in labels))
+    per_label = events.select(*(F.struct(*(c.alias(f"c{k}") for k, c in enumerate(
+        _chunks(_key_hash(F.col("pair"), F.lit(t))))), F.col(t).alias("n")).alias(t) for t in labels))
+    event_side = per_label.agg(*(
+        F.try_sum(sum((F.col(f"{t}.c{k}") * F.col(f"{t}.n") for t in labels), F.lit(0).cast("long"))).alias(f"ev{k}")
+        for k in range(_CHUNKS)))
+    row = edge_side.crossJoin(event_side).first()
+    assert row is not None  # two global aggregates give one row
+    # null: no row to sum (the join is then cheap) or an overflow
+    return (row["unprovable"] or 0) == 0 and all(
+        row[f"ev{k}"] is not None and row[f"ui{k}"] == row[f"ev{k}"] == row[f"iu{k}"] for k in range(_CHUNKS))
+
+
+def _key_hash(pair: Column, edge_type: Column) -> Column:
+    """h(u, i, t) from the pair's hash: the ids' strings are hashed once per row, not once per label."""
+    return F.xxhash64(pair, edge_type)
 
 
 def graph_stats_rules() -> list[Expectation]:

