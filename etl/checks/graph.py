@@ -156,6 +156,12 @@ def backed_edges_proven(edges: DataFrame, nodes: DataFrame, interactions: DataFr
         row[f"ev{k}"] is not None and row[f"ui{k}"] == row[f"ev{k}"] == row[f"iu{k}"] for k in range(_CHUNKS))
 
 
+def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
+                      cutoff: date) -> set[str]:
+    """The rules of edge_violations shown empty without their joins (Stage.check_empty's `proven`)."""
+    return {UNBACKED} if backed_edges_proven(edges, nodes, interactions, labels, cutoff) else set()
+
+
 def _key_hash(pair: Column, edge_type: Column) -> Column:
     """h(u, i, t) from the pair's hash: the ids' strings are hashed once per row, not once per label."""
     return F.xxhash64(pair, edge_type)

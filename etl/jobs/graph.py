@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from etl.checks.graph import (UNBACKED, backed_edges_proven, edge_rules, edge_violations, graph_stats_rules,
-                              node_rules)
+from etl.checks.graph import edge_rules, edge_violations, graph_stats_rules, node_rules, proven_edge_rules
 from etl.jobs.shell import InputError, job_main
 from etl.jobs.stage_inputs import INTERACTIONS, SPLIT_FLAGS_GROUP, join_list, resolve_split
 from etl.jobs.stage_job import params_job
@@ -65,8 +64,7 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         nodes = st.check(g.nodes, node_rules(), NODES)
         edges = st.check(g.edges, edge_rules(labels), EDGES)
         st.check_empty(edge_violations(edges, nodes, interactions, labels, cutoff), EDGES,
-                       proven=lambda: {UNBACKED} if backed_edges_proven(edges, nodes, interactions, labels, cutoff)
-                       else set())
+                       proven=lambda: proven_edge_rules(edges, nodes, interactions, labels, cutoff))
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)
         props = {contract.LABELS.key: join_list(labels, "labels"), **cutoffs.to_properties(),
                  contract.SPLIT.key: policy.describe(), contract.EDGE_TYPES.key: ",".join(codes)}
