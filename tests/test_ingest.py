@@ -105,6 +105,9 @@ def test_bad_rows_below_threshold_go_to_quarantine(spark, lake, tmp_path):
     assert q == [("duplicate_event", True), ("label_value", True)]
     rec = lake.read(spark, "quarantine.interactions").where("rule = 'label_value'").first().record
     assert json.loads(rec)["like"] == "2"
+    dup = json.loads(lake.read(spark, "quarantine.interactions").where("rule = 'duplicate_event'").first().record)
+    assert (dup["user_id"], dup["item_id"], dup["domain"], dup["like"], dup["love"]) == ("u1", "i1", "drama", 1, 0)
+    assert dup["ts"].startswith("2024-01-01T10:00:00")
 
 
 def test_timestamp_in_ms_declared_as_seconds_is_named(spark, lake, tmp_path):
@@ -138,3 +141,22 @@ def test_extra_unnamed_csv_columns_are_left_out(spark, lake, tmp_path):
     rows = [r + ",junk," for r in GOOD]
     assert run_ingest(lake, write_csv(tmp_path / "extra.csv", rows, header=HEADER + ",,extra_col")) == EXIT_OK
     assert lake.read(spark, "bronze.interactions").count() == 4
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_duplicate_kept_is_the_one_with_most_positive_labels_then_smallest_values(spark, partitions):
+    """Of the events sharing (user_id, item_id, ts), the kept one has the most positive labels, then
+    the smallest other values; the others are flagged, each with its row as the record."""
+    from etl.transforms.ingest import IngestRules, flag_rows, mark_duplicates, quarantine_rows
+
+    rows = [("u1", "i1", "2024-01-01 10:00:00", "drama", "1", "0"),
+            ("u1", "i1", "2024-01-01 10:00:00", "drama", "1", "1"),
+            ("u1", "i1", "2024-01-01 10:00:00", "comedy", "1", "1"),
+            ("u1", "i1", "2024-01-01 10:00:01", "drama", "0", "0")]
+    raw = spark.createDataFrame(rows, HEADER.replace(",", " string, ") + " string").repartition(partitions)
+    flagged = mark_duplicates(flag_rows(raw, IngestRules(["like", "love"])), ["like", "love"])
+    kept = [(r.domain, r.like, r.love, str(r.ts)) for r in flagged.where("_rule IS NULL").collect()]
+    assert sorted(kept) == [("comedy", 1, 1, "2024-01-01 10:00:00"), ("drama", 0, 0, "2024-01-01 10:00:01")]
+    records = sorted(json.loads(r.record)["domain"] + str(json.loads(r.record)["love"])
+                     for r in quarantine_rows(flagged, "r").collect())
+    assert records == ["drama0", "drama1"]

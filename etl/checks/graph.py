@@ -8,6 +8,7 @@ from typing import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from etl.checks.hash_sums import CHUNKS, chunk_sums, chunks, sums_equal
 from etl.checks.rules import not_finite_positive, rows_rule
 from etl.transforms.graph import SWING_EDGE_TYPE, NodeType, edge_type_codes, positive_events
 from schemas import Expectation
@@ -96,16 +97,9 @@ def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff
     return interactions.where((F.col("date") < F.lit(cutoff)) & positive)
 
 
-# The 64-bit key hash is summed in three 21-bit chunks, each times a count below 2^31, so a row's
-# term stays far below a long's range; a sum that overflows anyway is null (try_sum): not proven.
-_CHUNK_BITS = 21
-_CHUNKS = 3
-_MAX_COUNT_WEIGHT = 21.0  # log1p(2^31) is 21.5: an edge weighing more is left to the join
-
-
-def _chunks(h: Column) -> list[Column]:
-    mask = (1 << _CHUNK_BITS) - 1
-    return [F.shiftrightunsigned(h, _CHUNK_BITS * c).bitwiseAND(F.lit(mask).cast("long")) for c in range(_CHUNKS)]
+# A hash chunk (21 bits) times a count below 2^31 keeps each row's term far below a long's range;
+# log1p(2^31) is 21.5, so an edge weighing more is left to the join.
+_MAX_COUNT_WEIGHT = 21.0
 
 
 def backed_edges_proven(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
@@ -139,21 +133,19 @@ def backed_edges_proven(edges: DataFrame, nodes: DataFrame, interactions: DataFr
                               _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"))
     edge_side = hashed.agg(
         F.sum(F.when(F.col("direction").isNull() | ~F.col("ok"), 1).otherwise(0)).alias("unprovable"),
-        *(F.try_sum(F.when(F.col("direction") == d, c * F.col("n"))).alias(f"{d}{k}")
-          for d in ("ui", "iu") for k, c in enumerate(_chunks(F.col("h")))))
+        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), F.col("direction") == d)))
     pair = F.xxhash64("user_id", "item_id").alias("pair")
     events = interactions.where(F.col("date") < F.lit(cutoff)).select(
         pair, *(F.coalesce(F.col(t).cast("long"), F.lit(0).cast("long")).alias(t) for t in labels))
     per_label = events.select(*(F.struct(*(c.alias(f"c{k}") for k, c in enumerate(
-        _chunks(_key_hash(F.col("pair"), F.lit(t))))), F.col(t).alias("n")).alias(t) for t in labels))
+        chunks(_key_hash(F.col("pair"), F.lit(t))))), F.col(t).alias("n")).alias(t) for t in labels))
     event_side = per_label.agg(*(
         F.try_sum(sum((F.col(f"{t}.c{k}") * F.col(f"{t}.n") for t in labels), F.lit(0).cast("long"))).alias(f"ev{k}")
-        for k in range(_CHUNKS)))
+        for k in range(CHUNKS)))
     row = edge_side.crossJoin(event_side).first()
     assert row is not None  # two global aggregates give one row
     # null: no row to sum (the join is then cheap) or an overflow
-    return (row["unprovable"] or 0) == 0 and all(
-        row[f"ev{k}"] is not None and row[f"ui{k}"] == row[f"ev{k}"] == row[f"iu{k}"] for k in range(_CHUNKS))
+    return (row["unprovable"] or 0) == 0 and sums_equal(row.asDict(), "ev", "ui", "iu")
 
 
 def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],

@@ -19,6 +19,7 @@ from schemas import TableSchema
 from schemas.tables import MIN_PLAUSIBLE_TS, interactions
 
 SOURCE_COL = "_source"
+_INTERNAL = ("_rule", "_record", SOURCE_COL, "date")  # flag_rows' columns that are not the contract's
 _EPOCH_FACTOR = {TsUnit.SECONDS: 1.0, TsUnit.MILLIS: 1e3, TsUnit.MICROS: 1e6}
 
 
@@ -92,7 +93,8 @@ def _ts(raw_type: T.DataType, rules: IngestRules) -> tuple[Column, Column]:
 
 
 def flag_rows(raw: DataFrame, rules: IngestRules) -> DataFrame:
-    """Typed contract columns plus `_rule` (first broken rule, 'name: reason', or null) and `_record`.
+    """Typed contract columns plus `_rule` (first broken rule, 'name: reason', or null) and `_record`
+    (the raw row as JSON where `_rule` is set, else null).
 
     Raises:
         ValueError: a required column is missing (the message lists the columns found).
@@ -128,7 +130,9 @@ def flag_rows(raw: DataFrame, rules: IngestRules) -> DataFrame:
         *(typed[c].alias(c) for c in typed),
         first_broken.alias("_rule"),
         source.alias(SOURCE_COL),
-        F.to_json(F.struct(*(F.col(c) for c in data_cols))).alias("_record"),
+        # the row as read, kept only where a rule is broken: a JSON string on every row, cached and
+        # shuffled by mark_duplicates, took 40% of flagging and deduplicating 3M synthetic rows
+        F.when(first_broken.isNotNull(), F.to_json(F.struct(*(F.col(c) for c in data_cols)))).alias("_record"),
     )
     return out.withColumn("date", F.to_date("ts"))
 
@@ -136,11 +140,12 @@ def flag_rows(raw: DataFrame, rules: IngestRules) -> DataFrame:
 def mark_duplicates(flagged: DataFrame, labels: Sequence[str]) -> DataFrame:
     """Flag repeated (user_id, item_id, ts) events beyond the first as `duplicate_event`.
 
-    The kept event is the one with the most positive labels (then the smallest record), so the
-    choice does not depend on partitioning.
+    The kept event is the one with the most positive labels (then the smallest values of the other
+    columns, in order), so the choice does not depend on partitioning.
     """
     key = ["user_id", "item_id", "ts"]
-    order = [F.col(lab).desc() for lab in labels] + [F.col("_record")]
+    rest = [c for c in flagged.columns if c not in (*key, *labels, *_INTERNAL)] + [SOURCE_COL]
+    order = [F.col(lab).desc() for lab in labels] + [F.col(c) for c in rest]
     w = Window.partitionBy(*key).orderBy(*order)
     valid = F.col("_rule").isNull()
     rn = F.when(valid, F.row_number().over(w))
@@ -159,7 +164,9 @@ def quarantine_rows(flagged: DataFrame, run_id: str) -> DataFrame:
         F.col(SOURCE_COL).alias("source"),
         F.substring_index(rule, ":", 1).alias("rule"),
         rule.alias("reason"),
-        F.col("_record").alias("record"),
+        # a duplicate broke no row rule, so its typed values are the row as read
+        F.coalesce(F.col("_record"), F.to_json(F.struct(*(c for c in flagged.columns if c not in _INTERNAL))))
+        .alias("record"),
     )
 
 

@@ -1,0 +1,40 @@
+"""Exact sums of 64-bit hashes, the arithmetic of the proofs that replace key joins
+(etl.checks.graph.backed_edges_proven, etl.checks.neighbors.sampled_edges_proven).
+
+Two multisets of keys are compared by summing a 64-bit hash of each key, weighted by its
+multiplicity, on both sides: equal multisets give equal sums, and unequal ones give equal sums only
+when their hashes happen to cancel. The hash is split into three 21-bit chunks, each summed apart
+with `try_sum`, so a sum is exact as long as it fits a long; one that does not is null, which a proof
+reads as "not proven" (its join then decides).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+CHUNK_BITS = 21
+CHUNKS = 3
+
+
+def chunks(h: Column) -> list[Column]:
+    """The three 21-bit chunks of the 64-bit hash `h`, each a non-negative long."""
+    mask = (1 << CHUNK_BITS) - 1
+    return [F.shiftrightunsigned(h, CHUNK_BITS * c).bitwiseAND(F.lit(mask).cast("long")) for c in range(CHUNKS)]
+
+
+def chunk_sums(h: Column, prefix: str, weight: Optional[Column] = None, where: Optional[Column] = None) -> list[Column]:
+    """Aggregates `<prefix>0..2`: the sums of h's chunks (times `weight`, over rows where `where` holds)."""
+    out = []
+    for k, c in enumerate(chunks(h)):
+        term = c if weight is None else c * weight
+        out.append(F.try_sum(term if where is None else F.when(where, term)).alias(f"{prefix}{k}"))
+    return out
+
+
+def sums_equal(row: Mapping[str, Any], *prefixes: str) -> bool:
+    """Whether the chunk sums under each prefix are all known (no overflow, some row) and equal."""
+    first, *rest = prefixes
+    return all(row[f"{first}{k}"] is not None and all(row[f"{p}{k}"] == row[f"{first}{k}"] for p in rest)
+               for k in range(CHUNKS))
