@@ -3,8 +3,8 @@
 Prints figures (not a test). Reads the tables a run wrote (nodes and edges cached and counted
 first, as the stages hold them), then times: each rule's frame of violating rows counted alone,
 all of a table's frames counted together (`screen.count_rows`, as `Stage.check_empty` counts
-them), and the proofs that replace each table's costliest join (`backed_edges_proven`,
-`sampled_edges_proven`), when this tree has them. Run it against an older tree's rules with that tree on PYTHONPATH.
+them), and the query that proves edge rules instead of their joins (`proven_edge_rules`), when
+this tree has it. Run it against an older tree's rules with that tree on PYTHONPATH.
 
     source .grec/env.sh
     python bench/pipeline.py --source synthetic --rows 10000000 --users 200000 --items 50000 \\
@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etl.checks import graph as graph_rules  # noqa: E402
-from etl.checks import neighbors as neighbor_rules  # noqa: E402
+from etl.checks.neighbors import neighbor_violations  # noqa: E402
 from etl.checks.screen import count_rows  # noqa: E402
 from etl.jobs.stage_inputs import INTERACTIONS, edge_type_codes_of, graph_cutoffs, resolve_labels  # noqa: E402
 from etl.lake import Lake, RunManifest  # noqa: E402
@@ -61,25 +61,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     for rule, frame in frames.items():
         timed(rule, frame.count)
     timed("all five counted together", lambda: count_rows(list(frames.values())))
-    proof = getattr(graph_rules, "backed_edges_proven", None)
+    proof = getattr(graph_rules, "proven_edge_rules", None)
     if proof is not None:
-        timed("proof of backed edges", lambda: proof(edges, nodes, interactions, labels, cutoff))
-        rest = [f for rule, f in frames.items() if rule != graph_rules.UNBACKED]
-        timed("the other four counted together", lambda: count_rows(rest))
+        proven = timed("one query proving rules", lambda: proof(edges, nodes, interactions, labels, cutoff))
+        rest = [f for rule, f in frames.items() if rule not in proven]
+        timed(f"the other {len(rest)} counted together", lambda: count_rows(rest))
 
     print("gold.neighbors")
     neighbors = read(NEIGHBORS.name).cache()
     timed("neighbour lists cached", neighbors.count)
-    codes = edge_type_codes_of(spark, lake, args.run_id)
-    frames = neighbor_rules.neighbor_violations(neighbors, nodes, edges, codes)
+    frames = neighbor_violations(neighbors, nodes, edges, edge_type_codes_of(spark, lake, args.run_id))
     for rule, frame in frames.items():
         timed(rule, frame.count)
     timed("all three counted together", lambda: count_rows(list(frames.values())))
-    nproof = getattr(neighbor_rules, "sampled_edges_proven", None)
-    if nproof is not None:
-        timed("proof of sampled neighbours", lambda: nproof(neighbors, nodes, edges, codes))
-        rest = [f for rule, f in frames.items() if rule != neighbor_rules.NOT_EDGES]
-        timed("the other two counted together", lambda: count_rows(rest))
     return 0
 
 

@@ -130,7 +130,7 @@ class Stage:
         validates only a frame that has rows, fetching its count and sample rows.
 
         `proven`, when given, runs first and names the rules it proved empty by a cheaper query
-        (e.g. etl.checks.graph.backed_edges_proven); their frames are not counted. It runs only
+        (e.g. etl.checks.graph.proven_edge_rules); their frames are not counted. It runs only
         while every check so far passed: a proof may rest on rules checked before it, and a
         failing stage's report should count every rule anyway."""
         name = table.name if isinstance(table, TableSchema) else table

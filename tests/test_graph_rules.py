@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from pyspark.sql import functions as F
 
 from etl.checks.examples import example_rules
-from etl.checks.graph import UNBACKED, backed_edges_proven, edge_rules, edge_violations, node_rules
+from etl.checks.graph import (MISSING_ENDS, ORPHANED, UNBACKED, WRONG_TYPES, edge_rules, edge_violations, node_rules,
+                              proven_edge_rules)
 from etl.checks.macro import macro_rules
 from etl.checks.neighbors import neighbor_rules, neighbor_violations
 from etl.checks.runner import validate
@@ -105,7 +107,24 @@ def test_backed_edges_proof_holds_only_for_exactly_the_positive_groups(spark, so
     labels, nodes, edges, log = sound_graph
     df = spark.createDataFrame(change(edges) if change else edges, EDGES.spark_schema())
     assert (edge_violations(df, nodes, log, labels, CUTOFF)[UNBACKED].count() == 0) == join_clean, why
-    assert backed_edges_proven(df, nodes, log, labels, CUTOFF) == (change is None), why
+    proven = proven_edge_rules(df, nodes, log, labels, CUTOFF)
+    assert (UNBACKED in proven) == (change is None), why
+    assert proven - {UNBACKED} == {MISSING_ENDS, WRONG_TYPES, ORPHANED}, why   # none of the changes breaks these
+
+
+def test_counted_rules_are_proven_exactly_when_their_join_is_empty(spark, graph, sound_graph):
+    """The three rules the proof query counts: not proven on the broken graph, where each join has
+    rows; an orphan alone (a user that claims degree 0 but has pre-cutoff clicks) is not proven,
+    while the rest of the sound graph is."""
+    nodes, edges, log = graph
+    bad = {rule for rule, df in edge_violations(edges, nodes, log, LABELS, CUTOFF).items() if df.count()}
+    assert {MISSING_ENDS, WRONG_TYPES, ORPHANED, UNBACKED} <= bad
+    assert proven_edge_rules(edges, nodes, log, LABELS, CUTOFF) == set()
+    labels, sound_nodes, sound_edges, sound_log = sound_graph
+    orphan = sound_nodes.withColumn("degree", F.when(F.col("raw_id") == "u1", 0).otherwise(F.col("degree")))
+    df = spark.createDataFrame(sound_edges, EDGES.spark_schema())
+    assert edge_violations(df, orphan, sound_log, labels, CUTOFF)[ORPHANED].count() == 1
+    assert proven_edge_rules(df, orphan, sound_log, labels, CUTOFF) == {MISSING_ENDS, WRONG_TYPES, UNBACKED}
 
 
 def test_node_and_edge_row_rules(spark, graph):
@@ -142,7 +161,7 @@ def test_sampled_neighbours_not_among_the_edges_brute_force(spark, max_id):
     as is every triple outside the node and code range, even one that collides under a naive key."""
     import random
 
-    from etl.checks.neighbors import _Keys, _not_among
+    from etl.checks.neighbors import _not_among
 
     rnd = random.Random(5)
     known = {(rnd.randrange(10), rnd.randrange(10), rnd.randrange(2)) for _ in range(60)}
@@ -152,35 +171,12 @@ def test_sampled_neighbours_not_among_the_edges_brute_force(spark, max_id):
     known |= {(0, 10, 1), (1, 9, 1)}
     sampled = picks + [(rnd.randrange(10), rnd.randrange(10), rnd.randrange(2)) for _ in range(20)] + odd
     frame = lambda rows: spark.createDataFrame(sorted(rows), "src long, dst long, t int")
-    got = sorted(tuple(r) for r in _not_among(_Keys(frame(sampled), frame(known), max_id + 1, 2)).collect())
+    got = sorted(tuple(r) for r in _not_among(frame(sampled), frame(known), max_id, 2).collect())
     if max_id == 9:
         want = sorted(r for r in sampled if r not in known or not (0 <= r[1] <= 9 and 0 <= r[2] <= 1))
     else:
         want = sorted(r for r in sampled if r not in known)
     assert got == want
-
-
-KNOWN = [(0, 3, 0), (3, 0, 0), (0, 4, 1), (4, 0, 1), (3, 4, 1), (4, 3, 1), (1, 4, 0)]
-
-
-@pytest.mark.parametrize("sampled, known, n, max_keys, want, why", [
-    ([(0, 3, 0), (0, 4, 1), (4, 3, 1)], KNOWN, 5, 100, True, "every sample an edge"),
-    ([], KNOWN, 5, 100, True, "nothing sampled"),
-    ([(0, 3, 0), (0, 4, 0)], KNOWN, 5, 100, False, "(0, 4) is an edge of type 1, not 0"),
-    ([(0, 3, 0), (0, 3, 0)], KNOWN, 5, 100, False, "a key sampled twice, which the join does not flag"),
-    ([(0, 3, 0)], KNOWN + [(0, 3, 0)], 5, 100, False, "an edge stored twice, which the join does not flag"),
-    ([(0, 3, 0), (0, 5, 0)], KNOWN + [(0, 5, 0)], 5, 100, False, "node 5 is beyond gold.nodes"),
-    ([(0, 3, 0), (0, 9, 0)], KNOWN, 5, 100, False, "(0, 9, 0) has the key of (1, 4, 0) unguarded"),
-    ([(0, 3, 0), (0, 4, 1)], KNOWN, 5, 1, False, "more samples than may be broadcast"),
-    ([(0, 3, 0)], KNOWN, 3_000_000_000, 100, False, "ids too large for one long key"),
-])
-def test_sampled_edges_proof_holds_only_when_each_sample_is_one_edge(spark, sampled, known, n, max_keys, want, why):
-    """The proof holds exactly when the sampled keys are distinct, in range and each one edge; in
-    every other case it is not proven (the join then decides), also where the join finds nothing."""
-    from etl.checks.neighbors import _Keys, _proven
-
-    frame = lambda rows: spark.createDataFrame(rows, "src long, dst long, t int")
-    assert _proven(_Keys(frame(sampled), frame(known), n, 2), max_keys) is want, why
 
 
 def test_example_rules(spark):

@@ -53,7 +53,30 @@ def _ends(edges: DataFrame, nodes: DataFrame) -> DataFrame:
 
 
 _USER, _ITEM = NodeType.USER.value, NodeType.ITEM.value
+MISSING_ENDS = "edge endpoints missing from gold.nodes"
+WRONG_TYPES = "edges joining the wrong node types"
 UNBACKED = "behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"
+ORPHANED = "users with pre-cutoff positives but no edge (orphaned)"
+
+
+def _missing_ends() -> Column:
+    """Over `_ends`' rows: an endpoint is not a node."""
+    return F.col("src_type").isNull() | F.col("dst_type").isNull()
+
+
+def _wrong_types() -> Column:
+    """Over `_ends`' rows: a behaviour edge that does not join a user and an item, or a swing edge
+    that does not join two items."""
+    behaviour = F.col("edge_type") != SWING_EDGE_TYPE
+    src, dst = F.col("src_type"), F.col("dst_type")
+    return ((behaviour & ~(((src == _USER) & (dst == _ITEM)) | ((src == _ITEM) & (dst == _USER))))
+            | (~behaviour & ~((src == _ITEM) & (dst == _ITEM))))
+
+
+def _edgeless_users(nodes: DataFrame) -> DataFrame:
+    # users without an edge are few: broadcast, they meet the positive events as they stream by
+    return F.broadcast(nodes.where((F.col("node_type") == _USER) & (F.col("degree") == 0))
+                       .select("node_id", F.col("raw_id").alias("user_id")))
 
 
 def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
@@ -61,9 +84,6 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
     """Join rules of gold.edges and gold.nodes, as frames of violating rows."""
     ends = _ends(edges, nodes)
     behaviour = F.col("edge_type") != SWING_EDGE_TYPE
-    wrong_types = (behaviour & ~(((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM))
-                                 | ((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER)))) | \
-                  (~behaviour & ~((F.col("src_type") == _ITEM) & (F.col("dst_type") == _ITEM)))
     # A behaviour edge must be backed by pre-cutoff positives of its type, with weight log1p(count).
     as_pairs = (ends.where(behaviour & (F.col("src_type") == _USER)).select(
         F.col("raw_src").alias("user_id"), F.col("raw_dst").alias("item_id"), "edge_type", "weight")
@@ -75,26 +95,27 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
     out_deg = edges.groupBy(F.col("src").alias("node_id")).agg(F.count(F.lit(1)).alias("_out"))
     wrong_degree = (nodes.join(out_deg, "node_id", "left")
                     .where(F.col("degree") != F.coalesce("_out", F.lit(0))).select("node_id", "degree", "_out"))
-    # users without an edge are few: matched against the positive events as they stream by
-    edgeless = F.broadcast(nodes.where((F.col("node_type") == _USER) & (F.col("degree") == 0))
-                           .select("node_id", F.col("raw_id").alias("user_id")))
-    orphaned = (_pre_cutoff_positives(interactions, labels, cutoff).join(edgeless, "user_id")
+    orphaned = (_pre_cutoff_positives(interactions, labels, cutoff).join(_edgeless_users(nodes), "user_id")
                 .select("node_id", F.col("user_id").alias("raw_id")).distinct())
     return {
-        "edge endpoints missing from gold.nodes": ends.where(F.col("src_type").isNull() | F.col("dst_type").isNull()),
-        "edges joining the wrong node types": ends.where(wrong_types),
+        MISSING_ENDS: ends.where(_missing_ends()),
+        WRONG_TYPES: ends.where(_wrong_types()),
         UNBACKED: unbacked,
         "nodes whose degree differs from their out-edge count": wrong_degree,
-        "users with pre-cutoff positives but no edge (orphaned)": orphaned,
+        ORPHANED: orphaned,
     }
 
 
-def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff: date) -> DataFrame:
-    """The events that back edges (those positive_events counts): before the cutoff, some label > 0."""
+def _any_positive(labels: Sequence[str]) -> Column:
+    """An event that backs edges (those positive_events counts), when before the cutoff: some label > 0."""
     positive = F.lit(False)
     for t in labels:
         positive = positive | (F.col(t) > 0)
-    return interactions.where((F.col("date") < F.lit(cutoff)) & positive)
+    return positive
+
+
+def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff: date) -> DataFrame:
+    return interactions.where((F.col("date") < F.lit(cutoff)) & _any_positive(labels))
 
 
 # A hash chunk (21 bits) times a count below 2^31 keeps each row's term far below a long's range;
@@ -102,56 +123,62 @@ def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff
 _MAX_COUNT_WEIGHT = 21.0
 
 
-def backed_edges_proven(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
-                        cutoff: date) -> bool:
-    """Whether the rule UNBACKED is proven to hold without its join, by one aggregate query.
+def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
+                      cutoff: date) -> set[str]:
+    """The rules of edge_violations shown empty by one aggregate query instead of their joins
+    (Stage.check_empty's `proven`): of MISSING_ENDS, WRONG_TYPES, ORPHANED and UNBACKED, those that hold.
 
-    Let h(u, i, t) be a 64-bit hash of the raw user id, item id and edge type. Every behaviour edge
-    whose endpoints are a user and an item, of weight w = log1p(n) for a whole n >= 1, adds
-    h(u, i, t) * n to its direction's sum; every pre-cutoff event adds h(u, i, t) * label_t for
-    each label t, which over all events is the sum over positive_events of h * n. When no behaviour
-    edge breaks the premises and both directions' sums equal the events', each direction's edges
-    carry exactly the positive (u, i, t) groups with their counts, so no edge is unbacked or
-    mis-weighted, unless 64-bit hashes cancel, or two edges share one (u, i, t): the uniqueness
-    rules of gold.edges' key and of gold.nodes' (node_type, raw_id), checked before, rule that out
-    (Stage.check_empty trusts a proof only while every check so far passed). False means not
-    proven: the join then decides. Two map-side aggregations replace a grouping of the
-    interactions and a shuffle join of every behaviour edge with it.
+    The query streams the edges past the broadcast nodes and the pre-cutoff events past the
+    broadcast edgeless users, with no shuffle. The first three rules it counts exactly (rows of
+    their frames). UNBACKED it proves by hash sums (etl.checks.hash_sums): let h(u, i, t) be a
+    64-bit hash of the raw user id, item id and edge type. Every behaviour edge whose endpoints are
+    a user and an item, of weight w = log1p(n) for a whole n >= 1, adds h(u, i, t) * n to its
+    direction's sum; every pre-cutoff event adds h(u, i, t) * label_t for each label t, which over
+    all events is the sum over positive_events of h * n. When no behaviour edge breaks the premises
+    and both directions' sums equal the events', each direction's edges carry exactly the positive
+    (u, i, t) groups with their counts, so no edge is unbacked or mis-weighted, unless 64-bit hashes
+    cancel, or two edges share one (u, i, t): the uniqueness rules of gold.edges' key and of
+    gold.nodes' (node_type, raw_id), checked before, rule that out (Stage.check_empty trusts a
+    proof only while every check so far passed). A rule left out is not proven: its join decides.
     """
     w = F.col("weight")
+    behaviour = F.col("edge_type") != SWING_EDGE_TYPE
     user_item = F.coalesce((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM), F.lit(False))
     item_user = F.coalesce((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER), F.lit(False))
-    # one row per behaviour edge: its direction, its (user, item) pair and the count its weight stands for
-    behaviour = _ends(edges, nodes).where(F.col("edge_type") != SWING_EDGE_TYPE).select(
+    # per edge: the two counted rules, and for a behaviour edge its direction, its (user, item)
+    # pair and the count its weight stands for
+    ends = _ends(edges, nodes).select(
+        _missing_ends().alias("missing"), _wrong_types().alias("wrong"), behaviour.alias("behaviour"),
         F.when(user_item, "ui").when(item_user, "iu").alias("direction"),
         F.when(user_item, F.col("raw_src")).otherwise(F.col("raw_dst")).alias("user_id"),
         F.when(user_item, F.col("raw_dst")).otherwise(F.col("raw_src")).alias("item_id"),
         "edge_type", w, F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long").alias("n"))
     expected = F.log1p(F.col("n").cast("double"))
     weight_ok = F.coalesce((F.col("n") >= 1) & (F.abs(w - expected) <= WEIGHT_RTOL * expected), F.lit(False))
-    hashed = behaviour.select("direction", "n", weight_ok.alias("ok"),
-                              _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"))
+    hashed = ends.select("missing", "wrong", "behaviour", "direction", "n", weight_ok.alias("ok"),
+                         _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"))
+    b = F.col("behaviour")
     edge_side = hashed.agg(
-        F.sum(F.when(F.col("direction").isNull() | ~F.col("ok"), 1).otherwise(0)).alias("unprovable"),
-        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), F.col("direction") == d)))
+        F.count_if("missing").alias("missing"), F.count_if("wrong").alias("wrong"),
+        F.count_if(b & (F.col("direction").isNull() | ~F.col("ok"))).alias("unprovable"),
+        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), b & (F.col("direction") == d))))
     pair = F.xxhash64("user_id", "item_id").alias("pair")
-    events = interactions.where(F.col("date") < F.lit(cutoff)).select(
-        pair, *(F.coalesce(F.col(t).cast("long"), F.lit(0).cast("long")).alias(t) for t in labels))
-    per_label = events.select(*(F.struct(*(c.alias(f"c{k}") for k, c in enumerate(
+    events = (interactions.where(F.col("date") < F.lit(cutoff)).join(_edgeless_users(nodes), "user_id", "left")
+              .select(pair, (_any_positive(labels) & F.col("node_id").isNotNull()).alias("orphan"),
+                      *(F.coalesce(F.col(t).cast("long"), F.lit(0).cast("long")).alias(t) for t in labels)))
+    per_label = events.select("orphan", *(F.struct(*(c.alias(f"c{k}") for k, c in enumerate(
         chunks(_key_hash(F.col("pair"), F.lit(t))))), F.col(t).alias("n")).alias(t) for t in labels))
-    event_side = per_label.agg(*(
+    event_side = per_label.agg(F.count_if("orphan").alias("orphans"), *(
         F.try_sum(sum((F.col(f"{t}.c{k}") * F.col(f"{t}.n") for t in labels), F.lit(0).cast("long"))).alias(f"ev{k}")
         for k in range(CHUNKS)))
     row = edge_side.crossJoin(event_side).first()
     assert row is not None  # two global aggregates give one row
-    # null: no row to sum (the join is then cheap) or an overflow
-    return (row["unprovable"] or 0) == 0 and sums_equal(row.asDict(), "ev", "ui", "iu")
-
-
-def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
-                      cutoff: date) -> set[str]:
-    """The rules of edge_violations shown empty without their joins (Stage.check_empty's `proven`)."""
-    return {UNBACKED} if backed_edges_proven(edges, nodes, interactions, labels, cutoff) else set()
+    counted = {MISSING_ENDS: row["missing"], WRONG_TYPES: row["wrong"], ORPHANED: row["orphans"]}
+    proven = {rule for rule, rows in counted.items() if rows == 0}
+    # a null sum: no row to sum (the join is then cheap) or an overflow
+    if row["unprovable"] == 0 and sums_equal(row.asDict(), "ev", "ui", "iu"):
+        proven.add(UNBACKED)
+    return proven
 
 
 def _key_hash(pair: Column, edge_type: Column) -> Column:

@@ -1,5 +1,5 @@
-"""Exact sums of 64-bit hashes, the arithmetic of the proofs that replace key joins
-(etl.checks.graph.backed_edges_proven, etl.checks.neighbors.sampled_edges_proven).
+"""Exact sums of 64-bit hashes, the arithmetic of proofs that replace key joins
+(etl.checks.graph.proven_edge_rules).
 
 Two multisets of keys are compared by summing a 64-bit hash of each key, weighted by its
 multiplicity, on both sides: equal multisets give equal sums, and unequal ones give equal sums only
