@@ -59,6 +59,10 @@ UNBACKED = "behaviour edges without pre-cutoff positives (leak) or with weight !
 ORPHANED = "users with pre-cutoff positives but no edge (orphaned)"
 
 
+def _is_behaviour() -> Column:
+    return F.col("edge_type") != SWING_EDGE_TYPE
+
+
 def _missing_ends() -> Column:
     """Over `_ends`' rows: an endpoint is not a node."""
     return F.col("src_type").isNull() | F.col("dst_type").isNull()
@@ -67,7 +71,7 @@ def _missing_ends() -> Column:
 def _wrong_types() -> Column:
     """Over `_ends`' rows: a behaviour edge that does not join a user and an item, or a swing edge
     that does not join two items."""
-    behaviour = F.col("edge_type") != SWING_EDGE_TYPE
+    behaviour = _is_behaviour()
     src, dst = F.col("src_type"), F.col("dst_type")
     return ((behaviour & ~(((src == _USER) & (dst == _ITEM)) | ((src == _ITEM) & (dst == _USER))))
             | (~behaviour & ~((src == _ITEM) & (dst == _ITEM))))
@@ -83,7 +87,7 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
                     cutoff: date) -> dict[str, DataFrame]:
     """Join rules of gold.edges and gold.nodes, as frames of violating rows."""
     ends = _ends(edges, nodes)
-    behaviour = F.col("edge_type") != SWING_EDGE_TYPE
+    behaviour = _is_behaviour()
     # A behaviour edge must be backed by pre-cutoff positives of its type, with weight log1p(count).
     as_pairs = (ends.where(behaviour & (F.col("src_type") == _USER)).select(
         F.col("raw_src").alias("user_id"), F.col("raw_dst").alias("item_id"), "edge_type", "weight")
@@ -142,13 +146,12 @@ def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFram
     proof only while every check so far passed). A rule left out is not proven: its join decides.
     """
     w = F.col("weight")
-    behaviour = F.col("edge_type") != SWING_EDGE_TYPE
     user_item = F.coalesce((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM), F.lit(False))
     item_user = F.coalesce((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER), F.lit(False))
     # per edge: the two counted rules, and for a behaviour edge its direction, its (user, item)
     # pair and the count its weight stands for
     ends = _ends(edges, nodes).select(
-        _missing_ends().alias("missing"), _wrong_types().alias("wrong"), behaviour.alias("behaviour"),
+        _missing_ends().alias("missing"), _wrong_types().alias("wrong"), _is_behaviour().alias("behaviour"),
         F.when(user_item, "ui").when(item_user, "iu").alias("direction"),
         F.when(user_item, F.col("raw_src")).otherwise(F.col("raw_dst")).alias("user_id"),
         F.when(user_item, F.col("raw_dst")).otherwise(F.col("raw_src")).alias("item_id"),

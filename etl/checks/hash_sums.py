@@ -9,7 +9,7 @@ reads as "not proven" (its join then decides).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -24,13 +24,9 @@ def chunks(h: Column) -> list[Column]:
     return [F.shiftrightunsigned(h, CHUNK_BITS * c).bitwiseAND(F.lit(mask).cast("long")) for c in range(CHUNKS)]
 
 
-def chunk_sums(h: Column, prefix: str, weight: Optional[Column] = None, where: Optional[Column] = None) -> list[Column]:
-    """Aggregates `<prefix>0..2`: the sums of h's chunks (times `weight`, over rows where `where` holds)."""
-    out = []
-    for k, c in enumerate(chunks(h)):
-        term = c if weight is None else c * weight
-        out.append(F.try_sum(term if where is None else F.when(where, term)).alias(f"{prefix}{k}"))
-    return out
+def chunk_sums(h: Column, prefix: str, weight: Column, where: Column) -> list[Column]:
+    """Aggregates `<prefix>0..2`: the sums of h's chunks times `weight`, over the rows where `where` holds."""
+    return [F.try_sum(F.when(where, c * weight)).alias(f"{prefix}{k}") for k, c in enumerate(chunks(h))]
 
 
 def sums_equal(row: Mapping[str, Any], *prefixes: str) -> bool:
