@@ -188,7 +188,7 @@ class Stage:
             self.record.finished_at = datetime.now(timezone.utc)
             path = self._write_report(docs)
             self.record.report = path + ".md"
-            self.manifest.upsert(self.spark, self.record)
+            self.manifest.append(self.spark, self.record)
         finally:
             for df in self._cached:
                 df.unpersist()

@@ -3,6 +3,8 @@
 Plain Python over rows already read (by Spark in etl.snapshot, by delta-rs in training.data.manifest),
 so both sides resolve "the tables of run R" and "what examples version N was built from" alike:
 
+- the manifest is a log of rows (a claim, then an end, per attempt of a stage); each (run, stage)
+  is its latest attempt that was not refused (`current_rows`);
 - only succeeded stages count, in start order; the latest stage that wrote a table wins;
 - a table version was built from the versions its writing stage read (its recorded inputs), else
   from the versions the same run wrote (e.g. gold.macro next to the gold.examples of its run).
@@ -36,9 +38,47 @@ def _versions(text: Optional[str]) -> dict[str, int]:
     return {t["table"]: int(t["version"]) for t in json.loads(text or "[]")}
 
 
+# The message of a claim given up because another live process held the run (etl.lake.RunManifest.claim).
+REFUSED = "refused: "
+
+
+def _attempt_rank(row: Mapping[str, Any]) -> tuple:
+    # an attempt's end row (any status but running) supersedes its claim row
+    return (row["status"] != "running", row.get("finished_at") is not None)
+
+
+def attempts(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Each attempt's latest row. The manifest is a log: a stage's claim appends a running row and
+    its end appends a row with the same (run_id, stage, started_at), the attempt's key."""
+    latest: dict[tuple, Mapping[str, Any]] = {}
+    for r in rows:
+        key = (r["run_id"], r["stage"], r["started_at"])
+        if key not in latest or _attempt_rank(r) > _attempt_rank(latest[key]):
+            latest[key] = r
+    return list(latest.values())
+
+
+def is_refused(row: Mapping[str, Any]) -> bool:
+    """A claim given up at once: it ran nothing and stands for no run of its stage."""
+    return row["status"] == "failed" and (row.get("message") or "").startswith(REFUSED)
+
+
+def current_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The current row of each (run_id, stage) in the manifest's log: of the attempts that were not
+    refused, the one that started last (a run id runs in one process at a time, so its attempts of
+    a stage follow each other), as its latest row says."""
+    current: dict[tuple, Mapping[str, Any]] = {}
+    for r in attempts(rows):
+        key = (r["run_id"], r["stage"])
+        if not is_refused(r) and (key not in current or r["started_at"] > current[key]["started_at"]):
+            current[key] = r
+    return list(current.values())
+
+
 def succeeded_stages(rows: Iterable[Mapping[str, Any]]) -> list[StageRun]:
-    """The succeeded stages among manifest rows (run_id, stage, status, started_at, inputs, outputs), in start order."""
-    ok = sorted((r for r in rows if r["status"] == "succeeded"), key=lambda r: r["started_at"])
+    """The succeeded stages among the manifest's current rows (`current_rows`; the columns run_id,
+    stage, status, started_at, finished_at, message, inputs, outputs), in start order."""
+    ok = sorted((r for r in current_rows(rows) if r["status"] == "succeeded"), key=lambda r: r["started_at"])
     return [StageRun(r["run_id"], r["stage"], _versions(r["inputs"]), _versions(r["outputs"])) for r in ok]
 
 

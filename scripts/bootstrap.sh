@@ -59,6 +59,15 @@ if [ "$(cat .venv/.grec-stamp 2>/dev/null)" != "$VENV_STAMP" ]; then
 else
   log ".venv up to date"
 fi
+# Bytecode: uv installs none, and a Python told not to write any (PYTHONDONTWRITEBYTECODE, set on
+# some machines) compiles every module it imports from source, in every process: importing
+# great_expectations took 9.7 s that way and 4.1 s from bytecode. Files that do not compile under
+# this Python (a few of torch's, written for newer ones) are left as they are.
+if [ "$(cat .venv/.grec-bytecode 2>/dev/null)" != "$VENV_STAMP" ]; then
+  log "compiling .venv's modules to bytecode (about 30 s, once)"
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python*/site-packages >"$STATE/compileall.log" 2>&1 || true
+  echo "$VENV_STAMP" > .venv/.grec-bytecode
+fi
 
 # ---- JARs -----------------------------------------------------------------------------------
 JARS="$STATE/jars"

@@ -35,7 +35,7 @@ def main(root: str) -> None:
     try:
         for name, argv in paths.items():
             if name == "run-held":
-                RunManifest(lake).upsert(get_spark("grec-pipeline"), StageRecord(
+                RunManifest(lake).append(get_spark("grec-pipeline"), StageRecord(
                     run_id="held", stage="ingest", status="running",
                     message=f"running in process {sleeper.pid} on {socket.gethostname()} (0123456789ab)"))
             if "--lake" not in argv:

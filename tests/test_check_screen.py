@@ -118,6 +118,18 @@ def test_validate_suite_reports_gx_counts_and_samples_for_failures(frame):
     assert run.gx_result.statistics["successful_expectations"] == sum(ok for _, ok in CASES)
 
 
+def test_validation_leaves_no_frame_cached(spark):
+    """GX caches each frame it validates unless told not to; a frame left registered with Spark's
+    cache manager slows the planning of every later query of the process."""
+    from pyspark import StorageLevel
+
+    fresh = spark.createDataFrame(ROWS, SCHEMA).where("id > 0")
+    assert fresh.storageLevel == StorageLevel.NONE
+    run = runner.validate_suite(fresh, [c for c, _ in CASES], "t")  # failures: GX validates them
+    assert not all(o.success for o in run.outcomes)
+    assert fresh.storageLevel == StorageLevel.NONE
+
+
 def test_must_be_empty_is_screened_as_a_row_count(spark):
     empty = spark.createDataFrame([], "x long")
     assert screen(empty, must_be_empty("no orphan")) == [True]

@@ -69,7 +69,7 @@ def test_manifest_times_are_utc_instants_whatever_the_drivers_zone(spark, lake, 
     monkeypatch.setenv("TZ", "Asia/Kathmandu")  # UTC+05:45: a naive reading would shift by 20,700 s
     time.tzset()
     try:
-        RunManifest(lake).upsert(spark, StageRecord("r", "ingest", "succeeded", started_at=started,
+        RunManifest(lake).append(spark, StageRecord("r", "ingest", "succeeded", started_at=started,
                                                     finished_at=started + timedelta(seconds=90)))
     finally:
         monkeypatch.undo()

@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from delta import exceptions as dx
 from etl.conflicts import ATTEMPTS, ConcurrentRunError, with_conflict_retry
 from etl.lake import Lake, RunManifest, StageRecord, TableVersion
 from etl.stage import Stage
-from schemas import Col, Kind, TableSchema
-from schemas.tables import QUARANTINE
+from schemas import Col, Kind, TableSchema, runs
+from schemas.tables import QUARANTINE, RUNS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,7 +103,7 @@ def _held_by(spark, lake: Lake, run_id: str, pid: int) -> None:
     """Write a manifest row saying process `pid` on this host is running stage ingest of `run_id`."""
     record = StageRecord(run_id=run_id, stage="ingest", status="running",
                          message=f"running in process {pid} on {socket.gethostname()} (feedc0ffee12)")
-    RunManifest(lake).upsert(spark, record)
+    RunManifest(lake).append(spark, record)
 
 
 def test_a_run_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_over(spark, lake):
@@ -115,7 +116,11 @@ def test_a_run_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_ove
         assert "run r1 is already running: its stage ingest" in str(e.value)
         assert f"process {sleeper.pid}" in str(e.value) and "another --run-id" in str(e.value)
         rows = {r.stage: r.status for r in RunManifest(lake).records(spark, "r1").collect()}
-        assert rows == {"ingest": "running"}  # refused before it claimed: no row of its own
+        assert rows == {"ingest": "running"}  # its claim was given up: no stage of the run
+        log = lake.read(spark, RUNS).where("run_id = 'r1' AND stage = 'swing'").collect()
+        assert sorted(r.status for r in log) == ["failed", "running"]
+        assert all(r.message.startswith(f"running in process {os.getpid()} ") for r in log if r.status == "running")
+        assert [r.message.split(":")[0] for r in log if r.status == "failed"] == [runs.REFUSED.split(":")[0]]
         with Stage(spark, lake, "r2", "swing"):  # another run id goes on beside it
             pass
     finally:
@@ -128,43 +133,40 @@ def test_a_run_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_ove
     assert rows["ingest"] == ("succeeded", None)
 
 
-def _blind_first_read(monkeypatch) -> None:
-    """Make a claim's first read of the manifest see no row of the run, as when another process
-    writes its row between that read and the claim's insert."""
-    real = RunManifest._run_rows
-    calls = []
+def test_the_manifest_log_reads_as_each_stages_latest_attempt_that_was_not_refused(spark, lake):
+    at = lambda minute: datetime(2024, 1, 1, 0, minute, tzinfo=timezone.utc)
+    owner = "running in process 1 on elsewhere (0123456789ab)"
+    log = [  # (run, stage, status, started, finished, message), in the order they were appended
+        ("r", "swing", "running", at(0), None, owner),
+        ("r", "swing", "succeeded", at(0), at(1), None),
+        ("r", "graph", "running", at(4), None, owner),
+        ("r", "graph", "succeeded", at(4), at(5), None),
+        ("r", "swing", "running", at(2), None, owner),       # swing again: it failed
+        ("r", "swing", "failed", at(2), at(3), "ValueError: boom"),
+        ("r", "graph", "running", at(6), None, owner),       # a claim that lost a race and gave up
+        ("r", "graph", "failed", at(6), at(6), "refused: run r is already running"),
+        ("r", "macro", "running", at(7), None, owner),       # still running
+        ("q", "swing", "succeeded", at(1), at(2), None),
+    ]
+    fields = RUNS.spark_schema().fieldNames()
+    rows = [dict(zip(fields, (r, st, status, "{}", "[]", "[]", t0, t1, None, None, msg)))
+            for r, st, status, t0, t1, msg in log]
+    spark.createDataFrame([tuple(d[f] for f in fields) for d in rows], RUNS.spark_schema()) \
+        .write.format("delta").mode("append").save(lake.path(RUNS))
+    want = {("r", "swing"): ("failed", at(2)), ("r", "graph"): ("succeeded", at(4)),
+            ("r", "macro"): ("running", at(7)), ("q", "swing"): ("succeeded", at(1))}
+    assert {(d["run_id"], d["stage"]): (d["status"], d["started_at"]) for d in runs.current_rows(rows)} == want
+    got = {(r.run_id, r.stage): (r.status, _utc(r.started_at)) for r in RunManifest(lake).records(spark).collect()}
+    assert got == {k: (status, t.replace(tzinfo=None)) for k, (status, t) in want.items()}
+    assert RunManifest(lake).records(spark, "q").count() == 1
+    # the graph attempt that gave up holds no run, the one still running does (its owner is on another host)
+    with pytest.raises(ConcurrentRunError, match="its stage macro"):
+        RunManifest(lake).claim(spark, StageRecord(run_id="r", stage="examples", status="running"))
 
-    def run_rows(self, spark, run_id, fresh=False):
-        calls.append(1)
-        return [] if len(calls) == 1 else real(self, spark, run_id, fresh)
-    monkeypatch.setattr(RunManifest, "_run_rows", run_rows)
 
-
-def test_a_claim_whose_insert_meets_a_finished_row_replaces_it(spark, lake, monkeypatch):
-    with Stage(spark, lake, "r3", "swing"):
-        pass
-    _blind_first_read(monkeypatch)
-    manifest = RunManifest(lake)
-    record = StageRecord(run_id="r3", stage="swing", status="running")
-    manifest.claim(spark, record)
-    rows = manifest.records(spark, "r3").collect()
-    assert [(r.stage, r.status, r.message) for r in rows] == [("swing", "running", record.message)]
-    assert record.message.startswith(f"running in process {os.getpid()} ")
-
-
-def test_a_claim_whose_insert_meets_a_live_claim_is_refused_and_leaves_it(spark, lake, monkeypatch):
-    sleeper = subprocess.Popen(["sleep", "120"])
-    try:
-        _held_by(spark, lake, "r4", sleeper.pid)
-        _blind_first_read(monkeypatch)
-        with pytest.raises(ConcurrentRunError):
-            RunManifest(lake).claim(spark, StageRecord(run_id="r4", stage="ingest", status="running"))
-        rows = RunManifest(lake).records(spark, "r4").collect()
-        assert [(r.stage, r.status, r.message.split(" (")[0]) for r in rows] == [
-            ("ingest", "running", f"running in process {sleeper.pid} on {socket.gethostname()}")]
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+def _utc(t: datetime) -> datetime:
+    """A timestamp collected from Spark (naive, in the driver's local zone) as a naive UTC datetime."""
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 # ---- two pipelines at once ---------------------------------------------------------------------------

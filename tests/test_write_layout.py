@@ -79,7 +79,7 @@ def test_a_date_partitioned_table_of_an_older_lake_is_replaced_by_the_new_layout
 def test_the_manifest_is_compacted_once_fragmented(spark, lake):
     manifest = RunManifest(lake)
     for i in range(5):
-        manifest.upsert(spark, StageRecord(run_id=f"r{i}", stage="s", status="succeeded"))
+        manifest.append(spark, StageRecord(run_id=f"r{i}", stage="s", status="succeeded"))
     before = sorted(r.run_id for r in manifest.records(spark).collect())
     assert len(live_files(lake.path("_runs"))) > 3
     assert not manifest.compact(spark, max_files=len(live_files(lake.path("_runs"))))

@@ -145,7 +145,7 @@ def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = 
     ev = lake.write(ex_df, ex_schema, run_id=run_id, stage="examples",
                     properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
                                 "grec.k": str(kw.get("k", 8)), "grec.neighbor_arrays": str(neighbor_arrays).lower()})
-    RunManifest(lake).upsert(spark, StageRecord(run_id, "examples", "succeeded", inputs=[nv, gv], outputs=[ev]))
+    RunManifest(lake).append(spark, StageRecord(run_id, "examples", "succeeded", inputs=[nv, gv], outputs=[ev]))
     mv = None
     if with_macro:
         schema = tables.macro(list(TASKS))
@@ -153,7 +153,7 @@ def write_planted_lake(spark, root: str, run_id: str = "r1", with_macro: bool = 
                         .coalesce(1), schema, run_id=run_id, stage="macro",
                         properties={"grec.labels": ",".join(TASKS), "grec.domains": ",".join(DOMAINS),
                                     "grec.n_domains": str(len(DOMAINS)), "grec.n_clusters": str(MACRO_CLUSTERS)})
-        RunManifest(lake).upsert(spark, StageRecord(run_id, "macro", "succeeded", inputs=[nv], outputs=[mv]))
+        RunManifest(lake).append(spark, StageRecord(run_id, "macro", "succeeded", inputs=[nv], outputs=[mv]))
     eval_days = tuple(sorted({e[2] for e in full if e[3] == "eval"}))
     return PlantedLake(lake.root, ev.version, nv.version, run_id, n_users, n_items,
                        sum(e[3] == "train" for e in examples), sum(e[3] == "eval" for e in examples), eval_days,

@@ -32,7 +32,11 @@ def gx_context():
         logging.getLogger(name).setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (ctx.data_sources.add_spark(name="grec")
+    # persist=False: GX would cache every frame it is given and never release it. The frames a
+    # stage checks are cached by the stage already; the others (a key rule's violating rows) would
+    # stay registered with Spark's cache manager for the life of the process, and every later
+    # query's planning compares its plan with each registered one.
+    batch_def = (ctx.data_sources.add_spark(name="grec", persist=False)
                  .add_dataframe_asset(name="frame")
                  .add_batch_definition_whole_dataframe("whole"))
     return ctx, batch_def

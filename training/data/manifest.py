@@ -1,8 +1,8 @@
 """The `_runs` manifest read without a JVM: which table versions a run wrote, and what they were built from.
 
-The rules are schemas.runs' (shared with etl.snapshot): succeeded stages only, in start order, the
-latest stage that wrote a table wins; a version was built from what its writing stage read, else
-from what the same run wrote.
+The rules are schemas.runs' (shared with etl.snapshot): each (run, stage)'s current attempt in the
+log, succeeded stages only, in start order, the latest stage that wrote a table wins; a version was
+built from what its writing stage read, else from what the same run wrote.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def _succeeded_stages(root: str) -> list[runs.StageRun]:
         snap = resolve_snapshot(root, RUNS.name)
     except SnapshotError as e:
         raise SnapshotError(f"no readable run manifest under {root}: {e}") from e
-    rows = read_files(snap, snap.files, ["run_id", "stage", "status", "inputs", "outputs", "started_at"]).to_pylist()
+    rows = read_files(snap, snap.files, ["run_id", "stage", "status", "inputs", "outputs", "started_at",
+                                           "finished_at", "message"]).to_pylist()
     return runs.succeeded_stages(rows)
 
 
