@@ -61,8 +61,10 @@ def graph_stage(spark: SparkSession, lake: Lake, run_id: str, labels: list[str],
         warn_if_eval_too_small(sizes, policy)
         g = build_graph(interactions, st.read(USERS), st.read(ITEMS), st.read(SWING_I2I),
                         GraphParams(labels=labels, cutoff=cutoff))
-        nodes = st.check(g.nodes, node_rules(), NODES)
+        # edges first: the nodes' degrees are counted from them, so once they are cached the
+        # nodes are computed from the cache rather than building every edge a second time
         edges = st.check(g.edges, edge_rules(labels), EDGES)
+        nodes = st.check(g.nodes, node_rules(), NODES)
         st.check_empty(edge_violations(edges, nodes, interactions, labels, cutoff), EDGES,
                        proven=lambda: proven_edge_rules(edges, nodes, interactions, labels, cutoff))
         stats = st.check(graph_stats(nodes, edges), graph_stats_rules(), GRAPH_STATS)

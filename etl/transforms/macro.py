@@ -79,7 +79,8 @@ def _l2_normalised(c: str) -> Column:
 
 def build_macro(interactions: DataFrame, nodes: DataFrame, labels: Sequence[str], cutoff: date,
                 domains: Sequence[str], params: MacroParams = MacroParams()) -> MacroFeatures:
-    """gold.macro rows and the macro-node counts C and D (fits KMeans: runs Spark jobs).
+    """gold.macro rows and the macro-node counts C and D (computes the user profiles and fits KMeans:
+    runs Spark jobs).
 
     `labels`: one count array per task; `cutoff`: the first non-training day (only earlier rows are
     counted); `domains`: the sorted domain vocabulary (etl.transforms.examples.domain_vocabulary).
@@ -100,7 +101,10 @@ def build_macro(interactions: DataFrame, nodes: DataFrame, labels: Sequence[str]
     profiles = (users.join(per_user, "user_id", "left")
                 .select("node_id", "user_id",
                         *(F.coalesce(c, zeros).alias(c) for c in ["_rows", *labels]))
-                .withColumn("_v", array_to_vector(_l2_normalised("_rows"))))
+                .withColumn("_v", array_to_vector(_l2_normalised("_rows")))
+                # computed once: KMeans' initialisation scans it, and the clusters' two uses below
+                # would each aggregate the interactions again
+                .localCheckpoint())
     model = KMeans(k=params.n_clusters, seed=params.seed, maxIter=params.max_iter,
                    featuresCol="_v", predictionCol="macro_id").fit(profiles)
     n_clusters = len(model.clusterCenters())
