@@ -130,6 +130,15 @@ def test_validation_leaves_no_frame_cached(spark):
     assert fresh.storageLevel == StorageLevel.NONE
 
 
+def test_a_large_frames_uniqueness_rules_are_screened_apart_with_the_same_verdicts(frame, monkeypatch):
+    from etl.checks import screen as screen_module
+
+    together = screen(frame, [c for c, _ in CASES])
+    monkeypatch.setattr(screen_module, "SPLIT_UNIQUE_BYTES", -1)  # every frame counts as large
+    assert screen(frame, [c for c, _ in CASES]) == together
+    assert [v for v in together if v is not None] == [ok for (c, ok), v in zip(CASES, together) if v is not None]
+
+
 def test_must_be_empty_is_screened_as_a_row_count(spark):
     empty = spark.createDataFrame([], "x long")
     assert screen(empty, must_be_empty("no orphan")) == [True]
@@ -152,7 +161,7 @@ def test_a_passing_suite_runs_fewer_spark_jobs_than_gx(spark, frame):
     screened = jobs("grec-screen", lambda: screen(frame, passing))
     gx = jobs("grec-gx", lambda: runner._results(frame, passing, {"result_format": "BOOLEAN_ONLY"}))
     # one aggregate, whose distinct-key part adds stages that adaptive execution runs as jobs
-    assert screened <= 3 < gx
+    assert screened <= 3 < gx, (screened, gx)
 
 
 def test_count_rows_counts_every_frame_in_one_query(spark):
