@@ -9,7 +9,7 @@ from datetime import date, datetime
 import pytest
 
 from etl.transforms.graph import GraphParams, build_graph, dense_index, edge_type_codes, index_nodes
-from etl.transforms.graph_algos import connected_components, graph_stats
+from etl.transforms.graph_algos import ComponentParams, connected_components, graph_stats
 from schemas.tables import EDGES, ITEMS, NODES, SWING_I2I, USERS, interactions
 
 LABELS = ["like", "love"]
@@ -131,7 +131,10 @@ def _partition(labels):
     return {frozenset(g) for g in groups.values()}
 
 
-def test_components_match_union_find(spark):
+@pytest.mark.parametrize("params", [ComponentParams(), ComponentParams(propagation_rounds=1),
+                                    ComponentParams(propagation_max_nodes=0)],
+                         ids=["propagated", "one-round", "stars-only"])
+def test_components_match_union_find(spark, params):
     # Several random graphs of different densities, a long path and a long cycle (large diameter,
     # shuffled ids) as one disjoint union, so one run covers them all.
     rng = random.Random(3)
@@ -147,7 +150,7 @@ def test_components_match_union_find(spark):
     directed = [(a, b) for a, b in pairs if rng.random() < 0.5] + [(b, a) for a, b in pairs]
     nodes = spark.createDataFrame([(i,) for i in range(n)], "node_id long")
     edges = spark.createDataFrame(directed, "src long, dst long")
-    got = {r["node_id"]: r["component"] for r in connected_components(nodes, edges).collect()}
+    got = {r["node_id"]: r["component"] for r in connected_components(nodes, edges, params).collect()}
     ref = _union_find(n, pairs)
     assert set(got) == set(range(n))
     assert _partition(got) == _partition(dict(enumerate(ref)))

@@ -5,7 +5,8 @@ GraphFrames is used when its JVM JARs are on the classpath (`etl.session.has_gra
 otherwise a pure-DataFrame implementation gives the same output (the JARs cannot always be fetched,
 and pyspark alone cannot run GraphFrames). Components are found with the large-star / small-star
 algorithm (Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014), which
-converges in O(log^2 n) rounds where min-label propagation needs as many rounds as the diameter.
+converges in O(log^2 n) rounds where min-label propagation needs as many rounds as the diameter; a
+few cheap rounds of propagation first shrink the graph it runs on (connected_components).
 """
 from __future__ import annotations
 
@@ -37,9 +38,15 @@ class ComponentParams:
     """Args:
         max_rounds: give up (RuntimeError) after this many large-star/small-star rounds; the
             algorithm needs O(log^2 n), so hitting it means a bug, not a big graph.
+        propagation_rounds: rounds of min-label propagation run first, each one pass over the
+            edges against a broadcast of the nodes' labels (see connected_components).
+        propagation_max_nodes: propagate only when the graph has at most this many nodes, so
+            that their labels fit a broadcast (16 bytes a node: 2M nodes, about 32 MB).
     """
 
     max_rounds: int = 200
+    propagation_rounds: int = 3
+    propagation_max_nodes: int = 2_000_000
 
 
 def _canonical(pairs: DataFrame) -> DataFrame:
@@ -73,21 +80,10 @@ def _is_star_forest(e: DataFrame) -> bool:
     return roles.where((F.col("h") > 1) | ((F.col("h") == 1) & (F.col("l") == 1))).limit(1).count() == 0
 
 
-def connected_components(nodes: DataFrame, edges: DataFrame,
-                         params: ComponentParams = ComponentParams()) -> DataFrame:
-    """(node_id, component) for every node; edges are taken as undirected.
-
-    DataFrame implementation: `component` is the smallest node_id of the component. With GraphFrames
-    the labels are GraphFrames' own; only the partition into components is part of the contract.
-    """
-    if has_graphframes_jar():
-        spark = nodes.sparkSession
-        if not spark.sparkContext.getCheckpointDir():
-            raise RuntimeError("GraphFrames connectedComponents needs a checkpoint dir: "
-                               "spark.sparkContext.setCheckpointDir(<lake>/_checkpoints)")
-        cc = _graphframe(nodes, edges).connectedComponents()
-        return cc.select(F.col("id").alias("node_id"), F.col("component").cast("long"))
-    current = _canonical(edges.select(F.col("src").alias("a"), F.col("dst").alias("b"))).localCheckpoint()
+def _stars(pairs: DataFrame, params: ComponentParams) -> DataFrame:
+    """(node, component) for the nodes of the undirected edges `pairs` (a, b): large-star /
+    small-star rounds until each component is a star centred on its smallest node."""
+    current = _canonical(pairs).localCheckpoint()
     rounds = 0
     while not _is_star_forest(current):
         if rounds == params.max_rounds:
@@ -96,9 +92,60 @@ def connected_components(nodes: DataFrame, edges: DataFrame,
         # lineage keeps each round's plan the same size.
         current = _small_star(_large_star(current)).localCheckpoint()
         rounds += 1
-    # Every component is now a star centred on its smallest node (lo).
-    label = current.select(F.col("hi").alias("node_id"), F.col("lo").alias("component"))
-    return (nodes.select("node_id").join(label, "node_id", "left")
+    return current.select(F.col("hi").alias("node"), F.col("lo").alias("component"))
+
+
+def _propagated_labels(edges: DataFrame, rounds: int) -> DataFrame:
+    """(node, label) for every endpoint of `edges`: the smallest node within `rounds` hops.
+
+    The first round needs no labels (a node's own id is its label); each later one looks the
+    neighbours' labels up in a broadcast, so a round is one pass over the edges and a shuffle of
+    one partial minimum per node, where a large-star/small-star round shuffles the edges several
+    times."""
+    both = edges.select(F.col("src").alias("node"), F.col("dst").alias("nbr")).unionByName(
+        edges.select(F.col("dst").alias("node"), F.col("src").alias("nbr")))
+    labels = both.groupBy("node").agg(F.least(F.min("nbr"), F.col("node")).alias("label")).localCheckpoint()
+    for _ in range(rounds - 1):
+        nbr_label = F.broadcast(labels.select(F.col("node").alias("nbr"), F.col("label").alias("l")))
+        seen = both.join(nbr_label, "nbr").groupBy("node").agg(F.min("l").alias("l"))
+        labels = labels.join(seen, "node").select("node", F.least("label", "l").alias("label")).localCheckpoint()
+    return labels
+
+
+def connected_components(nodes: DataFrame, edges: DataFrame,
+                         params: ComponentParams = ComponentParams()) -> DataFrame:
+    """(node_id, component) for every node; edges are taken as undirected.
+
+    DataFrame implementation: `component` is the smallest node_id of the component. With GraphFrames
+    the labels are GraphFrames' own; only the partition into components is part of the contract.
+
+    A graph of at most `propagation_max_nodes` nodes first runs `propagation_rounds` of min-label
+    propagation: every node's label is then a node of its component, so the components are those of
+    the much smaller graph of labels joined by an edge, which large-star / small-star finishes (a
+    long path still converges in O(log^2 n) rounds there). On 12M edges a large-star/small-star
+    round took several shuffles of the edges; a propagation round is one pass.
+    """
+    if has_graphframes_jar():
+        spark = nodes.sparkSession
+        if not spark.sparkContext.getCheckpointDir():
+            raise RuntimeError("GraphFrames connectedComponents needs a checkpoint dir: "
+                               "spark.sparkContext.setCheckpointDir(<lake>/_checkpoints)")
+        cc = _graphframe(nodes, edges).connectedComponents()
+        return cc.select(F.col("id").alias("node_id"), F.col("component").cast("long"))
+    pairs = edges.select(F.col("src").alias("a"), F.col("dst").alias("b"))
+    if params.propagation_rounds > 0 and nodes.count() <= params.propagation_max_nodes:
+        labels = _propagated_labels(edges, params.propagation_rounds)
+        lookup = F.broadcast(labels)
+        contracted = (pairs.join(lookup.select(F.col("node").alias("a"), F.col("label").alias("la")), "a")
+                      .join(lookup.select(F.col("node").alias("b"), F.col("label").alias("lb")), "b")
+                      .select(F.col("la").alias("a"), F.col("lb").alias("b")))
+        star = _stars(contracted, params).select(F.col("node").alias("label"), "component")
+        label = (labels.join(star, "label", "left")
+                 .select(F.col("node"), F.coalesce("component", "label").alias("component")))
+    else:
+        label = _stars(pairs, params)
+    # Every component is now labelled by its smallest node; a node without edges is its own.
+    return (nodes.select("node_id").join(label.withColumnRenamed("node", "node_id"), "node_id", "left")
             .select("node_id", F.coalesce("component", "node_id").alias("component")))
 
 
