@@ -188,16 +188,19 @@ def graph_stats(nodes: DataFrame, edges: DataFrame, components: Optional[DataFra
     """
     node_dims = nodes.select("degree", F.explode(_dims(("all", F.lit(_ALL)), ("node_type", F.col("node_type")),
                                                        ("domain", F.col("domain")))).alias("d"))
-    type_deg = (edges.groupBy("src", "edge_type").agg(F.count(F.lit(1)).alias("degree"))
-                .select("degree", F.struct(F.lit("edge_type").alias("dimension"),
-                                           F.col("edge_type").alias("group")).alias("d")))
+    # One aggregation of the edges serves both the per-type degrees and the edge counts (a count
+    # per dimension is a sum of these), so the edges are neither joined nor exploded row by row.
+    per_src_type = edges.groupBy("src", "edge_type").agg(F.count(F.lit(1)).alias("degree"))
+    type_deg = per_src_type.select("degree", F.struct(F.lit("edge_type").alias("dimension"),
+                                                      F.col("edge_type").alias("group")).alias("d"))
     degree_rows = _metric_rows(node_dims.unionByName(type_deg).select("degree", "d.*"), _degree_metrics("degree"))
 
     src_domain = nodes.select(F.col("node_id").alias("src"), "domain")
-    edge_dims = (edges.join(src_domain, "src", "left")
-                 .select(F.explode(_dims(("all", F.lit(_ALL)), ("edge_type", F.col("edge_type")),
-                                         ("domain", F.col("domain")))).alias("d")).select("d.*"))
-    edge_rows = _metric_rows(edge_dims, {"edges": F.count(F.lit(1))})
+    edge_dims = (per_src_type.join(src_domain, "src", "left")
+                 .select("degree", F.explode(_dims(("all", F.lit(_ALL)), ("edge_type", F.col("edge_type")),
+                                                   ("domain", F.col("domain")))).alias("d"))
+                 .select("degree", "d.*"))
+    edge_rows = _metric_rows(edge_dims, {"edges": F.sum("degree")})
 
     comps = components if components is not None else connected_components(nodes, edges)
     sizes = comps.groupBy("component").agg(F.count(F.lit(1)).alias("size"))
