@@ -8,6 +8,7 @@ import pytest
 
 from etl.jobs import ingest
 from etl.jobs.shell import job_main
+from etl.lake import RunManifest
 from schemas.contract import EXIT_CHECKS, EXIT_INPUT, EXIT_OK
 
 HEADER = "user_id,item_id,ts,domain,like,love"
@@ -61,7 +62,7 @@ def test_good_csv_lands_in_bronze_with_manifest(spark, good_lake):
     items = {r.item_id: r.domain for r in lake.read(spark, "bronze.items").collect()}
     assert items == {"i1": "drama", "i2": "comedy", "i3": "drama"}
     assert sorted(r.user_id for r in lake.read(spark, "bronze.users").collect()) == ["u1", "u2", "u3"]
-    runs = lake.read(spark, "_runs").where("run_id = 'r1'").collect()
+    runs = RunManifest(lake).records(spark, "r1").collect()
     assert [(r.run_id, r.stage, r.status) for r in runs] == [("r1", "ingest", "succeeded")]
     outputs = {o["table"]: o for o in json.loads(runs[0].outputs)}
     assert outputs["bronze.interactions"]["rows"] == 4
@@ -72,7 +73,9 @@ def test_rerun_same_run_id_is_idempotent(spark, good_lake, tmp_path):
     lake = good_lake
     assert run_ingest(lake, write_csv(tmp_path / "a.csv", GOOD)) == EXIT_OK
     assert lake.read(spark, "bronze.interactions").count() == 4
-    assert lake.read(spark, "_runs").where("run_id = 'r1'").count() == 1
+    assert RunManifest(lake).records(spark, "r1").count() == 1  # the re-run's attempt is the stage's row
+    log = lake.read(spark, "_runs").where("run_id = 'r1'").collect()
+    assert sorted(r.status for r in log) == ["running", "running", "succeeded", "succeeded"]  # two attempts
 
 
 @pytest.mark.parametrize("bad_row, rule, words", [
@@ -94,7 +97,7 @@ def test_bad_rows_fail_the_stage_and_leave_tables_unchanged(spark, good_lake, tm
     assert any(words in s for o in failed for s in o["sample"]), failed
     md = Path(lake.report_path(run_id, "ingest").removeprefix("file://") + ".md").read_text()
     assert "FAILED" in md and rule in md
-    assert [r.status for r in lake.read(spark, "_runs").where(f"run_id = '{run_id}'").collect()] == ["failed"]
+    assert [r.status for r in RunManifest(lake).records(spark, run_id).collect()] == ["failed"]
 
 
 def test_bad_rows_below_threshold_go_to_quarantine(spark, lake, tmp_path):
