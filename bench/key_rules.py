@@ -3,8 +3,8 @@
 Prints figures (not a test). Reads the tables a run wrote (nodes and edges cached and counted
 first, as the stages hold them), then times: each rule's frame of violating rows counted alone,
 all of a table's frames counted together (`screen.count_rows`, as `Stage.check_empty` counts
-them), and the query that proves edge rules instead of their joins (`proven_edge_rules`), when
-this tree has it. Run it against an older tree's rules with that tree on PYTHONPATH.
+them), and the queries that prove rules instead of their joins (`proven_edge_rules`,
+`proven_neighbor_rules`), when this tree has them. Run it against an older tree's rules with that tree on PYTHONPATH.
 
     source .grec/env.sh
     python bench/pipeline.py --source synthetic --rows 10000000 --users 200000 --items 50000 \\
@@ -22,11 +22,14 @@ from typing import Any, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etl.checks import graph as graph_rules  # noqa: E402
-from etl.checks.neighbors import neighbor_violations  # noqa: E402
+from etl.checks import neighbors as neighbor_rules  # noqa: E402
 from etl.checks.screen import count_rows  # noqa: E402
-from etl.jobs.stage_inputs import INTERACTIONS, edge_type_codes_of, graph_cutoffs, resolve_labels  # noqa: E402
+from etl.jobs.stage_inputs import (INTERACTIONS, edge_type_codes_of, graph_cutoffs, resolve_labels,  # noqa: E402
+                                   table_properties)
 from etl.lake import Lake, RunManifest  # noqa: E402
 from etl.session import get_spark  # noqa: E402
+from etl.transforms.neighbors import NeighborParams  # noqa: E402
+from schemas import contract  # noqa: E402
 from schemas.tables import EDGES, NEIGHBORS, NODES  # noqa: E402
 
 
@@ -70,10 +73,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("gold.neighbors")
     neighbors = read(NEIGHBORS.name).cache()
     timed("neighbour lists cached", neighbors.count)
-    frames = neighbor_violations(neighbors, nodes, edges, edge_type_codes_of(spark, lake, args.run_id))
+    codes = edge_type_codes_of(spark, lake, args.run_id)
+    frames = neighbor_rules.neighbor_violations(neighbors, nodes, edges, codes)
     for rule, frame in frames.items():
         timed(rule, frame.count)
     timed("all three counted together", lambda: count_rows(list(frames.values())))
+    proof = getattr(neighbor_rules, "proven_neighbor_rules", None)
+    if proof is not None:
+        props = table_properties(spark, lake, NEIGHBORS.name, args.run_id)
+        params = NeighborParams(k=int(props[contract.K.key]), beta=float(props[contract.BETA.key]),
+                                seed=int(props[contract.SEED.key]))
+        timed("one query proving rules", lambda: proof(neighbors, nodes, edges, codes, params))
     return 0
 
 

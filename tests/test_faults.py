@@ -100,6 +100,7 @@ def test_a_failed_check_at_each_boundary_stops_the_run_and_writes_nothing(spark,
     assert row.report == lake.report_path(run_id, stage) + ".md" and "injected fault" in row.message
 
 
+@pytest.mark.slow  # a failed and a full pipeline run (31 s on 2 cores)
 def test_the_next_good_run_reruns_a_failed_run_id_without_duplicates(spark, baseline):
     """After the boundary faults above, re-running one failed run id from its failed stage completes."""
     lake, run_id, stages = baseline, "bad-neighbors", pipeline.STAGES[pipeline.STAGES.index("neighbors"):]

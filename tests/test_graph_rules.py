@@ -8,11 +8,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.checks.examples import example_rules
-from etl.checks.graph import (MISSING_ENDS, ORPHANED, UNBACKED, WRONG_TYPES, edge_rules, edge_violations, node_rules,
-                              proven_edge_rules)
+from etl.checks.graph import (MISSING_ENDS, ORPHANED, UNBACKED, WRONG_DEGREE, WRONG_TYPES, edge_rules, edge_violations,
+                              node_rules, proven_edge_rules)
 from etl.checks.macro import macro_rules
-from etl.checks.neighbors import neighbor_rules, neighbor_violations
+from etl.checks.neighbors import (MISSING_ROWS, NOT_EDGES, UNKNOWN_ROWS, neighbor_rules, neighbor_violations,
+                                 proven_neighbor_rules)
 from etl.checks.runner import validate
+from etl.checks.screen import count_rows
+from etl.transforms.neighbors import NeighborParams, sample_neighbors
 from etl.transforms.split import SplitCutoffs
 from schemas.tables import EDGES, NEIGHBORS, NODES, examples, interactions, macro
 
@@ -106,10 +109,13 @@ def test_backed_edges_proof_holds_only_for_exactly_the_positive_groups(spark, so
     and the join then decides."""
     labels, nodes, edges, log = sound_graph
     df = spark.createDataFrame(change(edges) if change else edges, EDGES.spark_schema())
-    assert (edge_violations(df, nodes, log, labels, CUTOFF)[UNBACKED].count() == 0) == join_clean, why
+    joins = edge_violations(df, nodes, log, labels, CUTOFF)
+    assert (joins[UNBACKED].count() == 0) == join_clean, why
     proven = proven_edge_rules(df, nodes, log, labels, CUTOFF)
     assert (UNBACKED in proven) == (change is None), why
-    assert proven - {UNBACKED} == {MISSING_ENDS, WRONG_TYPES, ORPHANED}, why   # none of the changes breaks these
+    # the changes that add or drop edges leave the nodes' degrees wrong, and only those
+    assert (WRONG_DEGREE in proven) == (joins[WRONG_DEGREE].count() == 0), why
+    assert proven - {UNBACKED, WRONG_DEGREE} == {MISSING_ENDS, WRONG_TYPES, ORPHANED}, why   # no change breaks these
 
 
 def test_counted_rules_are_proven_exactly_when_their_join_is_empty(spark, graph, sound_graph):
@@ -153,6 +159,68 @@ def test_neighbor_rules(spark, graph):
     bad = neighbor_violations(lists, nodes, edges, {"like": 0, "swing": 1})
     assert {r["src"] for r in bad["sampled neighbours that are not edges of the node"].collect()} == {3}
     assert {r["node_id"] for r in bad["nodes without a neighbour row, or with another degree"].collect()} == {1, 2}
+
+
+def _tampered(rows, change):
+    """gold.neighbors rows (dicts by node) with one hand-made fault."""
+    rows = {v: dict(r) for v, r in rows.items()}
+    if change == "a neighbour that is no edge":
+        rows[0]["nbr_ids"] = [3] + rows[0]["nbr_ids"][1:]           # node 3 is isolated: (0, 3) is no edge
+    elif change == "an edge's type changed":
+        i = rows[1]["nbr_ids"].index(11)
+        rows[1]["nbr_types"] = rows[1]["nbr_types"][:i] + [2] + rows[1]["nbr_types"][i + 1:]  # (1, 11) is no swing edge
+    elif change == "another degree":
+        rows[1]["degree"] += 1
+    elif change == "a row of an unknown node":
+        rows[99] = {**rows[3], "node_id": 99}
+    return list(rows.values())
+
+
+NEIGHBOUR_FAULTS = {   # change -> the rules it breaks
+    "none": set(),
+    "a neighbour that is no edge": {NOT_EDGES},
+    "an edge's type changed": {NOT_EDGES},
+    "another degree": {MISSING_ROWS},
+    "a row of an unknown node": {UNKNOWN_ROWS},
+}
+
+
+@pytest.fixture(scope="module")
+def true_sample(spark):
+    """A small graph (node 0 has more edges than k), its nodes, and a true sample of it."""
+    import random
+
+    rnd = random.Random(3)
+    codes = {"like": 0, "love": 1, "swing": 2}
+    edges = {(0, x, "like"): rnd.uniform(0.1, 3.0) for x in range(10, 40)}
+    edges.update({(1, 10, "like"): 0.4, (1, 11, "like"): 1.3, (1, 10, "love"): 0.7, (2, 10, "swing"): 1.0})
+    degrees = {v: sum(src == v for src, _, _ in edges) for v in range(40)}   # 3 is isolated
+    e = spark.createDataFrame([(*key, w) for key, w in edges.items()],
+                              "src long, dst long, edge_type string, weight double").cache()
+    nodes = spark.createDataFrame(sorted(degrees.items()), "node_id long, degree long").cache()
+    params = NeighborParams(k=8, seed=4)
+    true = {r["node_id"]: r.asDict() for r in sample_neighbors(e, nodes, codes, params).collect()}
+    return e, nodes, codes, params, true
+
+
+@pytest.mark.parametrize("change", list(NEIGHBOUR_FAULTS))
+def test_neighbour_proof_holds_only_where_the_joins_are_empty(spark, true_sample, change):
+    """The hash-sum proof of gold.neighbors' join rules proves every rule of a true sample, and
+    none that a hand-made fault breaks (the joins find those)."""
+    e, nodes, codes, params, true = true_sample
+    lists = spark.createDataFrame(_tampered(true, change), NEIGHBORS.spark_schema())
+    joins = neighbor_violations(lists, nodes, e, codes)
+    broken = {rule for rule, n in zip(joins, count_rows(list(joins.values()))) if n}
+    assert broken == NEIGHBOUR_FAULTS[change]
+    proven = proven_neighbor_rules(lists, nodes, e, codes, params)
+    assert not proven & broken
+    if change == "none":
+        assert proven == {MISSING_ROWS, UNKNOWN_ROWS, NOT_EDGES}
+    # the proof's two parts are apart: a fault in one leaves the other proven
+    if broken == {NOT_EDGES}:
+        assert proven == {MISSING_ROWS, UNKNOWN_ROWS}
+    if broken & {MISSING_ROWS, UNKNOWN_ROWS}:
+        assert proven == {NOT_EDGES}
 
 
 @pytest.mark.parametrize("max_id", [9, 3_000_000_000])   # the second takes the three-column join

@@ -141,6 +141,7 @@ def test_lake_tour(built):
     assert "like" in " ".join(built.failed)
 
 
+@pytest.mark.slow  # runs a notebook on a built lake (49 s on 2 cores); test_lake_tour keeps one in CI
 def test_swing_neighbours(built, spark):
     from etl.lake import Lake
 
@@ -178,6 +179,7 @@ def _components(edges: list[tuple[int, int]], nodes: list[int]) -> int:
     return len({find(n) for n in nodes})
 
 
+@pytest.mark.slow  # runs a notebook on a built lake (47 s on 2 cores)
 def test_graph(built, spark):
     from etl.lake import Lake
 

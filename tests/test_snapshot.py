@@ -133,6 +133,7 @@ def test_bad_pins_are_named(spark, pinned_lake):
         load_snapshot(pinned_lake, run="r4", spark=spark)
 
 
+@pytest.mark.slow  # vacuums and runs again (42 s on 2 cores)
 def test_a_vacuumed_version_fails_clearly_and_later_runs_still_load(spark, pinned_lake):
     key = "spark.databricks.delta.retentionDurationCheck.enabled"
     spark.conf.set(key, "false")

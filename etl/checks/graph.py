@@ -57,6 +57,7 @@ MISSING_ENDS = "edge endpoints missing from gold.nodes"
 WRONG_TYPES = "edges joining the wrong node types"
 UNBACKED = "behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"
 ORPHANED = "users with pre-cutoff positives but no edge (orphaned)"
+WRONG_DEGREE = "nodes whose degree differs from their out-edge count"
 
 
 def _is_behaviour() -> Column:
@@ -105,7 +106,7 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
         MISSING_ENDS: ends.where(_missing_ends()),
         WRONG_TYPES: ends.where(_wrong_types()),
         UNBACKED: unbacked,
-        "nodes whose degree differs from their out-edge count": wrong_degree,
+        WRONG_DEGREE: wrong_degree,
         ORPHANED: orphaned,
     }
 
@@ -130,7 +131,8 @@ _MAX_COUNT_WEIGHT = 21.0
 def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
                       cutoff: date) -> set[str]:
     """The rules of edge_violations shown empty by one aggregate query instead of their joins
-    (Stage.check_empty's `proven`): of MISSING_ENDS, WRONG_TYPES, ORPHANED and UNBACKED, those that hold.
+    (Stage.check_empty's `proven`): of MISSING_ENDS, WRONG_TYPES, ORPHANED, UNBACKED and
+    WRONG_DEGREE, those that hold.
 
     The query streams the edges past the broadcast nodes and the pre-cutoff events past the
     broadcast edgeless users, with no shuffle. The first three rules it counts exactly (rows of
@@ -143,28 +145,37 @@ def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFram
     (u, i, t) groups with their counts, so no edge is unbacked or mis-weighted, unless 64-bit hashes
     cancel, or two edges share one (u, i, t): the uniqueness rules of gold.edges' key and of
     gold.nodes' (node_type, raw_id), checked before, rule that out (Stage.check_empty trusts a
-    proof only while every check so far passed). A rule left out is not proven: its join decides.
+    proof only while every check so far passed). WRONG_DEGREE is proven the same way: the edges'
+    sources, each edge adding the hash of its src, against the nodes, each adding the hash of its
+    node_id times its degree; equal sums make the two multisets equal, so each node has as many
+    out-edges as its degree says and no edge leaves an unknown node. A rule left out is not proven:
+    its join decides.
     """
     w = F.col("weight")
     user_item = F.coalesce((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM), F.lit(False))
     item_user = F.coalesce((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER), F.lit(False))
     # per edge: the two counted rules, and for a behaviour edge its direction, its (user, item)
-    # pair and the count its weight stands for
+    # pair and the count its weight stands for; every edge's source node for the degrees
     ends = _ends(edges, nodes).select(
         _missing_ends().alias("missing"), _wrong_types().alias("wrong"), _is_behaviour().alias("behaviour"),
         F.when(user_item, "ui").when(item_user, "iu").alias("direction"),
         F.when(user_item, F.col("raw_src")).otherwise(F.col("raw_dst")).alias("user_id"),
         F.when(user_item, F.col("raw_dst")).otherwise(F.col("raw_src")).alias("item_id"),
-        "edge_type", w, F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long").alias("n"))
+        "edge_type", w, F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long").alias("n"),
+        "src")
     expected = F.log1p(F.col("n").cast("double"))
     weight_ok = F.coalesce((F.col("n") >= 1) & (F.abs(w - expected) <= WEIGHT_RTOL * expected), F.lit(False))
     hashed = ends.select("missing", "wrong", "behaviour", "direction", "n", weight_ok.alias("ok"),
-                         _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"))
+                         _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"),
+                         F.xxhash64("src").alias("hs"))
     b = F.col("behaviour")
+    one = F.lit(1).cast("long")
     edge_side = hashed.agg(
         F.count_if("missing").alias("missing"), F.count_if("wrong").alias("wrong"),
         F.count_if(b & (F.col("direction").isNull() | ~F.col("ok"))).alias("unprovable"),
-        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), b & (F.col("direction") == d))))
+        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), b & (F.col("direction") == d))),
+        *chunk_sums(F.col("hs"), "out", one, F.lit(True)))
+    node_side = nodes.agg(*chunk_sums(F.xxhash64("node_id"), "deg", F.col("degree"), F.lit(True)))
     pair = F.xxhash64("user_id", "item_id").alias("pair")
     events = (interactions.where(F.col("date") < F.lit(cutoff)).join(_edgeless_users(nodes), "user_id", "left")
               .select(pair, (_any_positive(labels) & F.col("node_id").isNotNull()).alias("orphan"),
@@ -174,13 +185,15 @@ def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFram
     event_side = per_label.agg(F.count_if("orphan").alias("orphans"), *(
         F.try_sum(sum((F.col(f"{t}.c{k}") * F.col(f"{t}.n") for t in labels), F.lit(0).cast("long"))).alias(f"ev{k}")
         for k in range(CHUNKS)))
-    row = edge_side.crossJoin(event_side).first()
+    row = edge_side.crossJoin(event_side).crossJoin(node_side).first()
     assert row is not None  # two global aggregates give one row
     counted = {MISSING_ENDS: row["missing"], WRONG_TYPES: row["wrong"], ORPHANED: row["orphans"]}
     proven = {rule for rule, rows in counted.items() if rows == 0}
     # a null sum: no row to sum (the join is then cheap) or an overflow
     if row["unprovable"] == 0 and sums_equal(row.asDict(), "ev", "ui", "iu"):
         proven.add(UNBACKED)
+    if sums_equal(row.asDict(), "out", "deg"):
+        proven.add(WRONG_DEGREE)
     return proven
 
 

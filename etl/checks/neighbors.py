@@ -7,9 +7,15 @@ from typing import Mapping, Optional
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from etl.checks.hash_sums import chunk_sums, sums_equal
 from etl.checks.rules import rows_rule
+from etl.transforms.neighbors import NeighborParams, edge_hash, log_key
 from schemas import Expectation
 from schemas.tables import NEIGHBORS
+
+MISSING_ROWS = "nodes without a neighbour row, or with another degree"
+UNKNOWN_ROWS = "neighbour rows of unknown nodes"
+NOT_EDGES = "sampled neighbours that are not edges of the node"
 
 
 def neighbor_rules(k: int, n_types: int) -> list[Expectation]:
@@ -36,10 +42,10 @@ def neighbor_violations(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame
     assert top is not None  # a global aggregate has one row
     max_id = top[0]
     return {
-        "nodes without a neighbour row, or with another degree": nodes.select("node_id", "degree").join(
+        MISSING_ROWS: nodes.select("node_id", "degree").join(
             neighbors.select("node_id", "degree"), ["node_id", "degree"], "left_anti"),
-        "neighbour rows of unknown nodes": neighbors.join(nodes.select("node_id"), "node_id", "left_anti"),
-        "sampled neighbours that are not edges of the node": _not_among(sampled, known, max_id, len(type_codes)),
+        UNKNOWN_ROWS: neighbors.join(nodes.select("node_id"), "node_id", "left_anti"),
+        NOT_EDGES: _not_among(sampled, known, max_id, len(type_codes)),
     }
 
 
@@ -62,3 +68,57 @@ def _not_among(sampled: DataFrame, known: DataFrame, max_id: Optional[int], n_ty
 
     return (sampled.withColumn("_key", key(sampled))
             .join(known.select(key(known).alias("_key")), "_key", "left_anti").drop("_key"))
+
+
+def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame,
+                          type_codes: Mapping[str, int], params: NeighborParams) -> set[str]:
+    """The rules of neighbor_violations shown empty by one aggregate query instead of their joins
+    (Stage.check_empty's `proven`), by sums of 64-bit hashes (etl.checks.hash_sums): no shuffle,
+    the edges streamed once past a broadcast of one number per node.
+
+    MISSING_ROWS and UNKNOWN_ROWS: gold.nodes' (node_id, degree) rows and gold.neighbors' are equal
+    multisets when their counts and hash sums agree, so every node has exactly one row, of its degree,
+    and no row names another node.
+
+    NOT_EDGES: a sampled neighbour (v, x, t) of weight w has the sampler's key
+    k = log(U) / w^beta, U from the hash of (seed, v, x, t) (etl.transforms.neighbors), which the
+    row's own fields give again (w as stored, a float). Let tau_v be the least key of v's sampled
+    neighbours. Every sampled neighbour that is an edge of v is among v's edges whose key (of the
+    weight rounded to a float, as stored) is at least tau_v; when those edges and the sampled
+    neighbours are equal in number and in hash sums, they are the same multiset, so every sampled
+    neighbour is an edge. Equality can fail without a violation (a key tying tau_v after rounding):
+    the rule is then not proven and its join decides.
+    """
+    names = F.array(*(F.lit(t) for t, _ in sorted(type_codes.items(), key=lambda kv: kv[1])))
+    # exploded, not transformed in place: Spark interprets lambda functions row by row, while
+    # explode and the expressions after it are compiled
+    e = F.col("e")
+    code = e["nbr_types"]
+    # an unknown type code hashes without a type, so it matches no edge
+    edge_type = F.when(code.between(0, len(type_codes) - 1), F.get(names, code))
+    sampled = (neighbors.select("node_id", F.explode(F.arrays_zip("nbr_ids", "nbr_weights", "nbr_types")).alias("e"))
+               .select("node_id", edge_hash(params.seed, F.col("node_id"), e["nbr_ids"], edge_type).alias("h"),
+                       e["nbr_weights"].alias("w")))
+    # a node's rows are adjacent, so the partial minimum leaves one row per node before the shuffle
+    thresholds = sampled.groupBy(F.col("node_id").alias("src")).agg(
+        F.min(log_key(F.col("h"), F.col("w").cast("double"), params.beta)).alias("tau"))
+    hashed = edges.select("src", edge_hash(params.seed, "src", "dst", "edge_type").alias("h"), "weight")
+    stored = F.col("weight").cast("float").cast("double")  # the weight as gold.neighbors holds it
+    selected = (hashed.join(F.broadcast(thresholds), "src")
+                .where(log_key(F.col("h"), stored, params.beta) >= F.col("tau")))
+
+    def sums(df: DataFrame, h: Column, prefix: str) -> DataFrame:
+        one = F.lit(1).cast("long")
+        return df.agg(F.count(F.lit(1)).alias(prefix + "n"), *chunk_sums(h, prefix, one, F.lit(True)))
+
+    row_hash = F.xxhash64(F.col("node_id").cast("long"), F.col("degree").cast("long"))
+    row = (sums(selected, F.col("h"), "e").crossJoin(sums(sampled, F.col("h"), "s"))
+           .crossJoin(sums(nodes, row_hash, "g")).crossJoin(sums(neighbors, row_hash, "l")).first())
+    assert row is not None  # global aggregates give one row
+    r = row.asDict()
+    proven = set()
+    if r["gn"] == r["ln"] and sums_equal(r, "g", "l"):
+        proven |= {MISSING_ROWS, UNKNOWN_ROWS}
+    if r["en"] == r["sn"] and sums_equal(r, "e", "s"):
+        proven.add(NOT_EDGES)
+    return proven

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 
 from etl.checks.report import ExpectationOutcome
-from etl.checks.screen import screen
+from etl.checks.screen import batch_view, screen
 from schemas import Expectation
 
 _ids = itertools.count()
@@ -148,7 +149,10 @@ def _outcome(df: DataFrame, table: str, exp: Expectation, r) -> ExpectationOutco
     success = bool(r.success) and error is None
     sample = list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
     if not success and error is None and exp.kind == "UnexpectedRowsExpectation":
-        sample = unexpected_rows_sample(df, exp.kwargs["unexpected_rows_query"])
+        try:
+            sample = unexpected_rows_sample(df, exp.kwargs["unexpected_rows_query"])
+        except AnalysisException as e:  # GX fails a query Spark cannot plan without saying why
+            error = str(e).splitlines()[0]
     return ExpectationOutcome(
         table=table, expectation=exp.describe(), success=success,
         observed=res.get("observed_value"), unexpected_count=res.get("unexpected_count"),
@@ -158,10 +162,6 @@ def _outcome(df: DataFrame, table: str, exp: Expectation, r) -> ExpectationOutco
 def unexpected_rows_sample(df: DataFrame, query: str) -> list[dict[str, Any]]:
     """Up to SAMPLE_SIZE rows of a failed row rule, as dicts, for the report: GX returns the rows
     only with result_format COMPLETE, which would make every column rule list all its bad values."""
-    view = f"grec_check_{next(_ids)}"
-    df.createOrReplaceTempView(view)
-    try:
+    with batch_view(df) as view:
         rows = df.sparkSession.sql(query.replace("{batch}", view)).limit(SAMPLE_SIZE).collect()
-    finally:
-        df.sparkSession.catalog.dropTempView(view)
     return [r.asDict(recursive=True) for r in rows]

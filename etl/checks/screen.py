@@ -4,9 +4,12 @@ so a passing suite costs one scan of its frame (and a distinct count of its key)
 Great Expectations evaluates each expectation as its own Spark jobs: on a cached frame of 1M
 examples its 62 rules took 36 jobs, and at 10M rows the suite cost more than the stage's own work.
 `screen` turns every data rule whose meaning is a count of offending rows into one aggregate
-column (`sum(CASE WHEN <row breaks the rule> THEN 1 ELSE 0 END)`), evaluates all of them in a
-single `agg` (a large frame's uniqueness rules in a second one); the schema rules (column set, column types) it answers from the frame's schema. It
-returns per rule True (passed), False (failed here) or None (not screened: GX validates it).
+column (`sum(CASE WHEN <row breaks the rule> THEN 1 ELSE 0 END)`) and evaluates all of them in a
+single `agg` (a large frame's uniqueness rules in a second one). A row rule whose condition reads
+the table again (a subquery over `{batch}`) is counted by Spark SQL over a temporary view, all such
+rules in one query; GX took about a second for each. The schema rules (column set, column types) it
+answers from the frame's schema. It returns per rule True (passed), False (failed here) or None
+(not screened: GX validates it).
 
 The screen errs on the side of failing: a rule it cannot prove clean it does not pass, and every
 rule it does not pass is validated by GX itself (`runner.validate_suite`), whose verdict and
@@ -15,8 +18,11 @@ uniqueness ignores null values as GX does (an all-null compound key).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+import itertools
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -26,6 +32,7 @@ from schemas import Expectation
 # The exact query shapes etl.checks.rules writes; any other UnexpectedRowsExpectation goes to GX.
 _ROWS_QUERY = "SELECT * FROM {batch}"
 _ROWS_WHERE = _ROWS_QUERY + " WHERE "
+_views = itertools.count()
 
 
 def _count(condition: Column) -> Column:
@@ -50,14 +57,63 @@ def _between(df: DataFrame, kw: dict) -> Column:
     return _count(c.isNotNull() & outside)
 
 
+def _query(kw: dict) -> str:
+    return " ".join(kw["unexpected_rows_query"].split())
+
+
+def _where(kw: dict) -> Optional[str]:
+    """The condition of a row rule of etl.checks.rules' shape; None for any other query."""
+    query = _query(kw)
+    return query[len(_ROWS_WHERE):] if query.startswith(_ROWS_WHERE) else None
+
+
 def _rows(kw: dict) -> Optional[Column]:
-    query = " ".join(kw["unexpected_rows_query"].split())
-    if query == _ROWS_QUERY:
+    if _query(kw) == _ROWS_QUERY:
         return F.count(F.lit(1))
-    where = query[len(_ROWS_WHERE):] if query.startswith(_ROWS_WHERE) else None
-    if where is None or "{batch}" in where:  # a subquery over the table is GX's to run
+    where = _where(kw)
+    if where is None or "{batch}" in where:  # a subquery over the table: counted by _count_queries
         return None
     return _count(F.expr(where))
+
+
+def _rereads_table(exp: Expectation) -> bool:
+    """A row rule of etl.checks.rules' shape whose condition has a subquery over the table."""
+    where = _where(dict(exp.kwargs)) if exp.kind == "UnexpectedRowsExpectation" else None
+    return where is not None and "{batch}" in where
+
+
+@contextmanager
+def batch_view(df: DataFrame) -> Iterator[str]:
+    """`df` as a temporary view for a `{batch}` query, by a fresh name.
+
+    The view is dropped from the session's catalog directly: `Catalog.dropTempView` would also
+    uncache every frame whose plan is the view's, so a stage's checked, cached frame would be
+    recomputed for its commit."""
+    view = f"grec_batch_{next(_views)}"
+    df.createOrReplaceTempView(view)
+    try:
+        yield view
+    finally:
+        df.sparkSession._jsparkSession.sessionState().catalog().dropTempView(view)
+
+
+def _count_queries(df: DataFrame, queries: Sequence[str]) -> list[Optional[int]]:
+    """The row count of each `{batch}` query over `df`, as the scalar subqueries of one Spark SQL
+    query; None for a query Spark cannot plan (a column the frame lacks), left to GX to report."""
+    spark = df.sparkSession
+    with batch_view(df) as view:
+        plannable = {}
+        for i, q in enumerate(queries):
+            sql = f"SELECT count(*) FROM ({q.replace('{batch}', view)})"
+            try:
+                spark.sql(sql)  # analysed now, run below
+            except AnalysisException:
+                continue
+            plannable[i] = sql
+        row = None
+        if plannable:
+            row = spark.sql("SELECT " + ", ".join(f"({sql}) AS r{i}" for i, sql in plannable.items())).first()
+    return [int(row[f"r{i}"]) if row is not None and i in plannable else None for i in range(len(queries))]
 
 
 def _duplicates(columns: Sequence[str]) -> Column:
@@ -131,6 +187,11 @@ def screen(df: DataFrame, expectations: Sequence[Expectation]) -> list[Optional[
     # On a small frame the second query's fixed cost is the larger.
     large = estimated_bytes(df) > SPLIT_UNIQUE_BYTES
     unique = {i for i in aggregates if large and expectations[i].kind in _UNIQUE}
+    rereading = [i for i, exp in enumerate(expectations) if verdicts[i] is None and _rereads_table(exp)]
+    if rereading:
+        counts = _count_queries(df, [_query(dict(expectations[i].kwargs)) for i in rereading])
+        for i, n in zip(rereading, counts):
+            verdicts[i] = None if n is None else n == 0
     for part in ({i: c for i, c in aggregates.items() if i not in unique},
                  {i: c for i, c in aggregates.items() if i in unique}):
         if not part:

@@ -42,17 +42,23 @@ class NeighborParams:
         check_bounds(self)
 
 
-def uniform_from_hash(seed: int, *cols: str) -> Column:
-    """A uniform (0, 1) double, strictly inside, from xxhash64(seed, cols): the top 53 bits of
-    the hash, centred in their cell."""
-    bits = F.shiftrightunsigned(F.xxhash64(F.lit(seed).cast("long"), *cols), 11)
-    return (bits.cast("double") + 0.5) / _TWO_POW_53
+def edge_hash(seed: int, src: Column | str, dst: Column | str, edge_type: Column | str) -> Column:
+    """xxhash64(seed, src, dst, edge_type): the edge's random bits, a pure function of the seed and
+    the edge (etl.checks.neighbors re-derives them from gold.neighbors' rows)."""
+    return F.xxhash64(F.lit(seed).cast("long"), src, dst, edge_type)
+
+
+def log_key(h: Column, weight: Column, beta: float) -> Column:
+    """log(U) / w^beta, for U uniform in (0, 1) strictly inside: the top 53 bits of the hash `h`,
+    centred in their cell."""
+    u = (F.shiftrightunsigned(h, 11).cast("double") + 0.5) / _TWO_POW_53
+    return F.log(u) / F.pow(weight, F.lit(beta))
 
 
 def sampling_keys(edges: DataFrame, params: NeighborParams) -> DataFrame:
     """edges + log_key = log(U) / w^beta (larger = drawn earlier)."""
-    u = uniform_from_hash(params.seed, "src", "dst", "edge_type")
-    return edges.withColumn("log_key", F.log(u) / F.pow(F.col("weight"), F.lit(params.beta)))
+    return edges.withColumn("log_key", log_key(edge_hash(params.seed, "src", "dst", "edge_type"),
+                                               F.col("weight"), params.beta))
 
 
 def sample_neighbors(edges: DataFrame, nodes: DataFrame, type_codes: Mapping[str, int],
