@@ -156,6 +156,15 @@ def test_neighbor_rules(spark, graph):
     assert _failed(lists, _custom(neighbor_rules(k=5, n_types=2)), NEIGHBORS.name) == {
         "arrays aligned, of length min(5, degree)", "type codes in 0..1", "weights finite and > 0",
         "no node is its own neighbour"}
+    # each way a list's weights or types can be wrong, alone in an otherwise sound list
+    for weights, types, rule in [([1.0, float("inf")], [0, 0], "weights finite and > 0"),
+                                 ([0.0, 1.0], [0, 0], "weights finite and > 0"),
+                                 ([1.0, -2.0], [0, 0], "weights finite and > 0"),
+                                 ([float("nan"), float("nan")], [0, 0], "weights finite and > 0"),
+                                 ([1.0, 1.0], [-1, 0], "type codes in 0..1"),
+                                 ([1.0, 1.0], [1, 2], "type codes in 0..1")]:
+        one = spark.createDataFrame([(0, [3, 4], weights, types, 2)], NEIGHBORS.spark_schema())
+        assert _failed(one, _custom(neighbor_rules(k=5, n_types=2)), NEIGHBORS.name) == {rule}, (weights, types)
     bad = neighbor_violations(lists, nodes, edges, {"like": 0, "swing": 1})
     assert {r["src"] for r in bad["sampled neighbours that are not edges of the node"].collect()} == {3}
     assert {r["node_id"] for r in bad["nodes without a neighbour row, or with another degree"].collect()} == {1, 2}
