@@ -236,5 +236,10 @@ def test_ddp_two_processes_read_each_example_once_and_gather_metrics(planted, tm
         sel = days == (r.date - dt.date(1970, 1, 1)).days
         t = TASKS.index(r.task)
         assert r.n == sel.sum()
-        assert r.auc == pytest.approx(pair_auc(probs[sel, t], batch.labels.numpy()[sel, t]), abs=1e-6)
+        labels = batch.labels.numpy()[sel, t]
+        # The ranks scored other batches than this one pass does, so a score can differ in its last
+        # float bits and a near-tied (positive, negative) pair swap: each swap moves the AUC by
+        # 1 / (positives x negatives). Three are allowed; a lost or misaligned shard moves it far more.
+        pairs = (labels == 1).sum() * (labels == 0).sum()
+        assert r.auc == pytest.approx(pair_auc(probs[sel, t], labels), abs=3 / pairs)
         assert not math.isnan(r.gauc)
