@@ -20,7 +20,7 @@ from training.config import DeviceKind, EvalPeriod, LoaderBackend, LossWeighting
 from training.data.examples import example_columns
 from training.data.loader import make_batches, resolve_training_snapshots, split_files
 from training.data.resident import decoded_chunks, load_resident_examples
-from training.distributed import init_distributed, shutdown
+from training.distributed import exit_rank, init_distributed, shutdown
 from training.train import fit
 
 
@@ -89,3 +89,4 @@ def checksum(model: torch.nn.Module) -> float:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    exit_rank(0)  # as training.cli's ranks end

@@ -18,6 +18,7 @@ from schemas.contract import EXIT_INPUT
 from training.config import ConfigError, Launcher, TrainConfig, add_config_arguments, config_from_args
 from training.data.arrow_columns import ColumnError
 from training.data.snapshot import SnapshotError
+from training.distributed import exit_rank, launched_by_torchrun
 from training.launch import LaunchError, launch_on_spark
 from training.metrics import to_markdown
 
@@ -73,4 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    if launched_by_torchrun():
+        exit_rank(code)
+    raise SystemExit(code)

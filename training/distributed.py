@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -65,6 +67,29 @@ def shutdown(ctx: DistContext) -> None:
     and joining again through torchrun's store can hang the next init (two fits in one worker did)."""
     if ctx.owner and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is a rank that torchrun (or TorchDistributor through it) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End a torchrun rank with `code` once its work is done, skipping interpreter finalization.
+
+    gloo's worker threads free a finished collective's tensors a moment after it returns, and
+    freeing a tensor whose Python object was already dropped needs the interpreter. When that
+    moment falls inside finalization the rank aborts ("terminate called without an active
+    exception", SIGABRT) after all its work succeeded, and torchrun fails the job. Destroying the
+    process group does not join those threads once a DDP model was built on it (torch 2.13 keeps
+    the group alive), and a barrier before the exit only made the abort rarer (docs/trainer.md §DDP
+    has the counts). Skipping finalization avoids it: output is flushed and logging shut down here;
+    every file and tracked run is closed by then.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def all_have(ctx: DistContext, have: bool) -> bool:
