@@ -33,6 +33,11 @@ class DistContext:
         return self.rank == 0
 
 
+def launched_by_torchrun() -> bool:
+    """Whether this process is a rank that torchrun (or TorchDistributor through it) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def init_distributed(device: torch.device) -> DistContext:
     """Join the process group torchrun describes; a plain single process otherwise.
 
@@ -40,7 +45,7 @@ def init_distributed(device: torch.device) -> DistContext:
     with one rank, so `torchrun --nproc-per-node 1` exercises it on a single GPU.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
+    if world <= 1 and not launched_by_torchrun():
         return DistContext(0, 1, 0, device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -67,11 +72,6 @@ def shutdown(ctx: DistContext) -> None:
     and joining again through torchrun's store can hang the next init (two fits in one worker did)."""
     if ctx.owner and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def launched_by_torchrun() -> bool:
-    """Whether this process is a rank that torchrun (or TorchDistributor through it) started."""
-    return "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def exit_rank(code: int) -> NoReturn:

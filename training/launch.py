@@ -17,6 +17,7 @@ from typing import Iterator, cast
 import torch
 
 from training.config import TrainConfig
+from training.distributed import launched_by_torchrun
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def launch_on_spark(cfg: TrainConfig) -> int:
     from training.cli import train  # imported by name so the ranks unpickle it by reference, even under -m
     from training.train import resolve_device
 
-    if "TORCHELASTIC_RUN_ID" in os.environ:
+    if launched_by_torchrun():
         raise LaunchError("--launcher spark starts its own ranks: run it without torchrun")
     try:
         from pyspark.ml.torch.distributor import TorchDistributor

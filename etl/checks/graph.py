@@ -187,12 +187,13 @@ def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFram
         for k in range(CHUNKS)))
     row = edge_side.crossJoin(event_side).crossJoin(node_side).first()
     assert row is not None  # two global aggregates give one row
-    counted = {MISSING_ENDS: row["missing"], WRONG_TYPES: row["wrong"], ORPHANED: row["orphans"]}
+    r = row.asDict()
+    counted = {MISSING_ENDS: r["missing"], WRONG_TYPES: r["wrong"], ORPHANED: r["orphans"]}
     proven = {rule for rule, rows in counted.items() if rows == 0}
     # a null sum: no row to sum (the join is then cheap) or an overflow
-    if row["unprovable"] == 0 and sums_equal(row.asDict(), "ev", "ui", "iu"):
+    if r["unprovable"] == 0 and sums_equal(r, "ev", "ui", "iu"):
         proven.add(UNBACKED)
-    if sums_equal(row.asDict(), "out", "deg"):
+    if sums_equal(r, "out", "deg"):
         proven.add(WRONG_DEGREE)
     return proven
 
