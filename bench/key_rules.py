@@ -4,7 +4,7 @@ Prints figures (not a test). Reads the tables a run wrote (nodes and edges cache
 first, as the stages hold them), then times: each rule's frame of violating rows counted alone,
 all of a table's frames counted together (`screen.count_rows`, as `Stage.check_empty` counts
 them), and the queries that prove rules instead of their joins (`proven_edge_rules`,
-`proven_neighbor_rules`), when this tree has them. Run it against an older tree's rules with that tree on PYTHONPATH.
+`proven_neighbor_rules`). The positive groups are cached first, as the graph stage holds them.
 
     source .grec/env.sh
     python bench/pipeline.py --source synthetic --rows 10000000 --users 200000 --items 50000 \\
@@ -28,9 +28,10 @@ from etl.jobs.stage_inputs import (INTERACTIONS, edge_type_codes_of, graph_cutof
                                    table_properties)
 from etl.lake import Lake, RunManifest  # noqa: E402
 from etl.session import get_spark  # noqa: E402
+from etl.transforms.graph import positive_events  # noqa: E402
 from etl.transforms.neighbors import NeighborParams  # noqa: E402
 from schemas import contract  # noqa: E402
-from schemas.tables import EDGES, NEIGHBORS, NODES  # noqa: E402
+from schemas.tables import EDGES, NEIGHBORS, NODES, SWING_I2I  # noqa: E402
 
 
 def timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -56,19 +57,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     labels = resolve_labels(spark, lake, None, args.run_id)
     cutoff = graph_cutoffs(spark, lake, args.run_id).val_start
     nodes, edges = read(NODES.name).cache(), read(EDGES.name).cache()
-    interactions = read(INTERACTIONS)
-    print(f"{nodes.count():,} nodes, {edges.count():,} edges (cached); {args.run_id} in {lake.root}")
+    positive = positive_events(read(INTERACTIONS), labels, cutoff).cache()
+    swing = read(SWING_I2I.name)
+    print(f"{nodes.count():,} nodes, {edges.count():,} edges, {positive.count():,} positive groups (cached); "
+          f"{args.run_id} in {lake.root}")
 
     print("gold.edges")
-    frames = graph_rules.edge_violations(edges, nodes, interactions, labels, cutoff)
+    frames = graph_rules.edge_violations(edges, nodes, positive, swing)
     for rule, frame in frames.items():
         timed(rule, frame.count)
-    timed("all five counted together", lambda: count_rows(list(frames.values())))
-    proof = getattr(graph_rules, "proven_edge_rules", None)
-    if proof is not None:
-        proven = timed("one query proving rules", lambda: proof(edges, nodes, interactions, labels, cutoff))
-        rest = [f for rule, f in frames.items() if rule not in proven]
-        timed(f"the other {len(rest)} counted together", lambda: count_rows(rest))
+    timed(f"all {len(frames)} counted together", lambda: count_rows(list(frames.values())))
+    proven = timed("one query proving rules", lambda: graph_rules.proven_edge_rules(edges, nodes, positive, swing))
+    rest = [f for rule, f in frames.items() if rule not in proven]
+    timed(f"the other {len(rest)} counted together", lambda: count_rows(rest))
 
     print("gold.neighbors")
     neighbors = read(NEIGHBORS.name).cache()
@@ -77,13 +78,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     frames = neighbor_rules.neighbor_violations(neighbors, nodes, edges, codes)
     for rule, frame in frames.items():
         timed(rule, frame.count)
-    timed("all three counted together", lambda: count_rows(list(frames.values())))
-    proof = getattr(neighbor_rules, "proven_neighbor_rules", None)
-    if proof is not None:
-        props = table_properties(spark, lake, NEIGHBORS.name, args.run_id)
-        params = NeighborParams(k=int(props[contract.K.key]), beta=float(props[contract.BETA.key]),
-                                seed=int(props[contract.SEED.key]))
-        timed("one query proving rules", lambda: proof(neighbors, nodes, edges, codes, params))
+    timed(f"all {len(frames)} counted together", lambda: count_rows(list(frames.values())))
+    props = table_properties(spark, lake, NEIGHBORS.name, args.run_id)
+    params = NeighborParams(k=int(props[contract.K.key]), beta=float(props[contract.BETA.key]),
+                            seed=int(props[contract.SEED.key]))
+    timed("one query proving rules", lambda: neighbor_rules.proven_neighbor_rules(neighbors, nodes, edges, codes, params))
     return 0
 
 

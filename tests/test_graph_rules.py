@@ -8,16 +8,17 @@ import pytest
 from pyspark.sql import functions as F
 
 from etl.checks.examples import example_rules
-from etl.checks.graph import (MISSING_ENDS, ORPHANED, UNBACKED, WRONG_DEGREE, WRONG_TYPES, edge_rules, edge_violations,
-                              node_rules, proven_edge_rules)
+from etl.checks.graph import (DUPLICATE_EDGES, MISSING_ENDS, ORPHANED, UNBACKED, UNLISTED_SWING, WRONG_DEGREE,
+                              WRONG_TYPES, edge_rules, edge_violations, node_rules, proven_edge_rules)
 from etl.checks.macro import macro_rules
-from etl.checks.neighbors import (MISSING_ROWS, NOT_EDGES, UNKNOWN_ROWS, neighbor_rules, neighbor_violations,
-                                 proven_neighbor_rules)
+from etl.checks.neighbors import (DUPLICATE_ROWS, MISSING_ROWS, NOT_EDGES, UNKNOWN_ROWS, neighbor_rules,
+                                 neighbor_violations, proven_neighbor_rules)
 from etl.checks.runner import validate
 from etl.checks.screen import count_rows
+from etl.transforms.graph import positive_events
 from etl.transforms.neighbors import NeighborParams, sample_neighbors
 from etl.transforms.split import SplitCutoffs
-from schemas.tables import EDGES, NEIGHBORS, NODES, examples, interactions, macro
+from schemas.tables import EDGES, NEIGHBORS, NODES, SWING_I2I, examples, interactions, macro
 
 LABELS = ["like"]
 CUTOFF = date(2024, 1, 3)
@@ -39,6 +40,11 @@ def _failed(df, rules, table):
     return {o.expectation.split("description='")[1].split("'")[0] for o in outcomes if not o.success}
 
 
+def _swing(spark, pairs):
+    """silver.swing_i2i rows for (item_id, neighbor_id) pairs."""
+    return spark.createDataFrame([(i, j, 1.0, 2, 1) for i, j in pairs], SWING_I2I.spark_schema())
+
+
 @pytest.fixture(scope="module")
 def graph(spark):
     nodes = spark.createDataFrame([
@@ -57,20 +63,29 @@ def graph(spark):
             ("u1", "i0", date(2024, 1, 3), 1), ("u2", "i1", date(2024, 1, 2), 1)]
     log = spark.createDataFrame([(u, i, datetime(d.year, d.month, d.day), d, "A", lk) for u, i, d, lk in rows],
                                 interactions(LABELS).spark_schema())
-    return nodes, edges, log
+    return nodes, edges, positive_events(log, LABELS, CUTOFF), _swing(spark, [("i0", "i1"), ("i1", "i0")])
 
 
 def test_edge_join_rules(graph):
-    nodes, edges, log = graph
-    bad = {name: [tuple(r) for r in df.collect()] for name, df in
-           edge_violations(edges, nodes, log, LABELS, CUTOFF).items()}
-    assert len(bad["edge endpoints missing from gold.nodes"]) == 1
-    assert {(r[1], r[0]) for r in bad["edges joining the wrong node types"]} == {(4, 2)}   # rows are (dst, src, ...)
-    leak = bad["behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"]
+    nodes, edges, positive, swing = graph
+    bad = {name: [tuple(r) for r in df.collect()] for name, df in edge_violations(edges, nodes, positive, swing).items()}
+    assert len(bad[MISSING_ENDS]) == 1
+    assert {(r[1], r[0]) for r in bad[WRONG_TYPES]} == {(4, 2)}   # rows are (dst, src, ...)
+    leak = bad[UNBACKED]
     assert sorted((r[0], r[1]) for r in leak) == [("u0", "i1"), ("u0", "i1"), ("u1", "i0")]   # (u1,i0) one way only
     # node 3 has 4 out-edges, not the 3 it claims
-    assert bad["nodes whose degree differs from their out-edge count"] == [(3, 3, 4)]
-    assert bad["users with pre-cutoff positives but no edge (orphaned)"] == [(2, "u2")]
+    assert bad[WRONG_DEGREE] == [(3, 3, 4)]
+    assert bad[ORPHANED] == [(2, "u2")]
+    assert bad[DUPLICATE_EDGES] == []
+    # i1 -> u2 and i0 -> (unknown) are no pairs; the pair (i1, i0) has no edge
+    assert {r[:2] for r in bad[UNLISTED_SWING]} == {("i1", "u2"), ("i0", None), ("i1", "i0")}
+
+
+def test_duplicate_edge_keys_are_counted_per_key(spark, graph):
+    nodes, edges, positive, swing = graph
+    twice = edges.unionByName(edges.where("src = 3 AND dst = 4")).unionByName(edges.where("src = 0"))
+    bad = edge_violations(twice, nodes, positive, swing)[DUPLICATE_EDGES]
+    assert sorted(tuple(r) for r in bad.collect()) == [(0, 3, "like", 2), (0, 4, "like", 2), (3, 4, "swing", 2)]
 
 
 @pytest.fixture(scope="module")
@@ -86,55 +101,71 @@ def sound_graph(spark):
             ("u1", "i1", 3, 0, 1), ("u0", "i0", 4, 1, 0), ("u1", "i0", 1, 0, 0)]
     log = spark.createDataFrame([(u, i, datetime(2024, 1, d), date(2024, 1, d), "A", c, lk) for u, i, d, c, lk in rows],
                                 interactions(labels).spark_schema())
-    two, one = 1.0986122886681098, 0.6931471805599453   # log1p(2), log1p(1)
-    behaviour = [(0, 2, "click", two), (0, 2, "like", one), (0, 3, "click", one), (1, 3, "click", one)]
+    behaviour = [(0, 2, "click", TWO), (0, 2, "like", ONE), (0, 3, "click", ONE), (1, 3, "click", ONE)]
     edges = [*behaviour, *((d, s, t, w) for s, d, t, w in behaviour), (2, 3, "swing", 1.0), (3, 2, "swing", 0.5)]
-    return labels, nodes, edges, log
+    return nodes, edges, positive_events(log, labels, CUTOFF).cache(), [("i0", "i1"), ("i1", "i0")]
 
 
-@pytest.mark.parametrize("change, join_clean, why", [
-    (None, True, "sound"),
-    (lambda e: [(s, d, t, 1.3862943611198906 if (s, t) == (2, "click") else w) for s, d, t, w in e], False,
-     "weight log1p(3)"),
-    (lambda e: [*e, (1, 3, "like", 0.6931471805599453), (3, 1, "like", 0.6931471805599453)], False,
-     "a post-cutoff like"),
-    (lambda e: [(s, d, "like" if (s, d) == (1, 3) else t, w) for s, d, t, w in e], False, "wrong type one way"),
-    (lambda e: [(s, d, t, w * (1 + 1e-6)) for s, d, t, w in e], False, "weights off by 1e-6"),
-    (lambda e: [x for x in e if x[:3] != (3, 1, "click")], True, "one direction of a pair missing"),
-    (lambda e: [e for e in e if e[2] != "like"], True, "a positive group without edges"),
-])
-def test_backed_edges_proof_holds_only_for_exactly_the_positive_groups(spark, sound_graph, change, join_clean, why):
-    """The proof holds on the sound graph and fails on every change to it, also on the last two,
-    which break no row of the join (a missing edge is not an unbacked one): it is conservative,
-    and the join then decides."""
-    labels, nodes, edges, log = sound_graph
+TWO, ONE = 1.0986122886681098, 0.6931471805599453   # log1p(2), log1p(1)
+EDGE_RULES = {MISSING_ENDS, WRONG_TYPES, UNBACKED, WRONG_DEGREE, ORPHANED, DUPLICATE_EDGES, UNLISTED_SWING}
+# change of the sound graph's edges (or its swing pairs) -> the rules its joins find broken, and
+# the rules the proof may not claim although their joins are empty (it is conservative: the join
+# then decides). A rule the proof does not claim is one it proves.
+EDGE_FAULTS = {
+    "sound": (None, None, set(), set()),
+    "weight log1p(3)": (lambda e: [(s, d, t, 1.3862943611198906 if (s, t) == (2, "click") else w) for s, d, t, w in e],
+                        None, {UNBACKED}, {DUPLICATE_EDGES}),
+    "a post-cutoff like": (lambda e: [*e, (1, 3, "like", ONE), (3, 1, "like", ONE)], None,
+                           {UNBACKED, WRONG_DEGREE}, {DUPLICATE_EDGES}),
+    "wrong type one way": (lambda e: [(s, d, "like" if (s, d) == (1, 3) else t, w) for s, d, t, w in e], None,
+                           {UNBACKED}, {DUPLICATE_EDGES}),
+    "weights off by 1e-6": (lambda e: [(s, d, t, w * (1 + 1e-6)) for s, d, t, w in e], None,
+                            {UNBACKED}, {DUPLICATE_EDGES}),
+    # a missing edge is not an unbacked one
+    "one direction of a pair missing": (lambda e: [x for x in e if x[:3] != (3, 1, "click")], None,
+                                        {WRONG_DEGREE}, {UNBACKED, DUPLICATE_EDGES}),
+    "a positive group without edges": (lambda e: [x for x in e if x[2] != "like"], None,
+                                       {WRONG_DEGREE}, {UNBACKED, DUPLICATE_EDGES}),
+    # the two edges' counts add up to the group's, so the sums alone would match
+    "a group's count split over two edges": (
+        lambda e: [y for x in e for y in ([x[:3] + (ONE,)] * 2 if x[:3] in {(0, 2, "click"), (2, 0, "click")} else [x])],
+        None, {UNBACKED, DUPLICATE_EDGES, WRONG_DEGREE}, set()),
+    "a swing edge twice": (lambda e: [*e, (2, 3, "swing", 1.0)], None,
+                           {DUPLICATE_EDGES, WRONG_DEGREE}, {UNLISTED_SWING}),
+    "a swing edge that is no pair": (None, [("i0", "i1")], {UNLISTED_SWING}, {DUPLICATE_EDGES}),
+}
+
+
+@pytest.mark.parametrize("fault", list(EDGE_FAULTS))
+def test_edge_proof_claims_only_rules_whose_joins_are_empty(spark, sound_graph, fault):
+    """The proof claims every rule of the sound graph, never one that a change breaks, and each
+    rule a change leaves intact unless the proof rests on a broken one."""
+    nodes, edges, positive, pairs = sound_graph
+    change, other_pairs, broken, unclaimed = EDGE_FAULTS[fault]
     df = spark.createDataFrame(change(edges) if change else edges, EDGES.spark_schema())
-    joins = edge_violations(df, nodes, log, labels, CUTOFF)
-    assert (joins[UNBACKED].count() == 0) == join_clean, why
-    proven = proven_edge_rules(df, nodes, log, labels, CUTOFF)
-    assert (UNBACKED in proven) == (change is None), why
-    # the changes that add or drop edges leave the nodes' degrees wrong, and only those
-    assert (WRONG_DEGREE in proven) == (joins[WRONG_DEGREE].count() == 0), why
-    assert proven - {UNBACKED, WRONG_DEGREE} == {MISSING_ENDS, WRONG_TYPES, ORPHANED}, why   # no change breaks these
+    swing = _swing(spark, other_pairs or pairs)
+    joins = edge_violations(df, nodes, positive, swing)
+    assert {rule for rule, n in zip(joins, count_rows(list(joins.values()))) if n} == broken
+    assert proven_edge_rules(df, nodes, positive, swing) == EDGE_RULES - broken - unclaimed
 
 
 def test_counted_rules_are_proven_exactly_when_their_join_is_empty(spark, graph, sound_graph):
     """The three rules the proof query counts: not proven on the broken graph, where each join has
     rows; an orphan alone (a user that claims degree 0 but has pre-cutoff clicks) is not proven,
-    while the rest of the sound graph is."""
-    nodes, edges, log = graph
-    bad = {rule for rule, df in edge_violations(edges, nodes, log, LABELS, CUTOFF).items() if df.count()}
+    while the rest of the sound graph is (but for the degree the orphan then has wrong)."""
+    nodes, edges, positive, swing = graph
+    bad = {rule for rule, df in edge_violations(edges, nodes, positive, swing).items() if df.count()}
     assert {MISSING_ENDS, WRONG_TYPES, ORPHANED, UNBACKED} <= bad
-    assert proven_edge_rules(edges, nodes, log, LABELS, CUTOFF) == set()
-    labels, sound_nodes, sound_edges, sound_log = sound_graph
+    assert proven_edge_rules(edges, nodes, positive, swing) == set()
+    sound_nodes, sound_edges, sound_positive, pairs = sound_graph
     orphan = sound_nodes.withColumn("degree", F.when(F.col("raw_id") == "u1", 0).otherwise(F.col("degree")))
-    df = spark.createDataFrame(sound_edges, EDGES.spark_schema())
-    assert edge_violations(df, orphan, sound_log, labels, CUTOFF)[ORPHANED].count() == 1
-    assert proven_edge_rules(df, orphan, sound_log, labels, CUTOFF) == {MISSING_ENDS, WRONG_TYPES, UNBACKED}
+    df, swing = spark.createDataFrame(sound_edges, EDGES.spark_schema()), _swing(spark, pairs)
+    assert edge_violations(df, orphan, sound_positive, swing)[ORPHANED].count() == 1
+    assert proven_edge_rules(df, orphan, sound_positive, swing) == EDGE_RULES - {ORPHANED, WRONG_DEGREE}
 
 
 def test_node_and_edge_row_rules(spark, graph):
-    nodes, _, _ = graph
+    nodes = graph[0]
     assert _failed(nodes, _custom(node_rules()), NODES.name) == set()
     broken = spark.createDataFrame([(0, "item", "i0", "A", [], 0), (1, "user", "u0", None, [], 0),
                                     (3, "user", "u1", "B", [], 0)], NODES.spark_schema())
@@ -147,7 +178,7 @@ def test_node_and_edge_row_rules(spark, graph):
 
 
 def test_neighbor_rules(spark, graph):
-    nodes, edges, _ = graph
+    nodes, edges = graph[:2]
     lists = spark.createDataFrame([
         (0, [3, 4], [0.5, 0.5], [0, 0], 2),
         (3, [0, 3], [1.0, 2.0], [0, 7], 3),      # too short for min(k, 3); type 7 unknown; itself listed
@@ -182,15 +213,21 @@ def _tampered(rows, change):
         rows[1]["degree"] += 1
     elif change == "a row of an unknown node":
         rows[99] = {**rows[3], "node_id": 99}
+    elif change == "a node's row twice":
+        return [*rows.values(), rows[2]]
     return list(rows.values())
 
 
-NEIGHBOUR_FAULTS = {   # change -> the rules it breaks
-    "none": set(),
-    "a neighbour that is no edge": {NOT_EDGES},
-    "an edge's type changed": {NOT_EDGES},
-    "another degree": {MISSING_ROWS},
-    "a row of an unknown node": {UNKNOWN_ROWS},
+_ROWS = {MISSING_ROWS, UNKNOWN_ROWS, DUPLICATE_ROWS}
+NEIGHBOUR_FAULTS = {   # change -> the rules it breaks, the rules the proof still proves
+    "none": (set(), {*_ROWS, NOT_EDGES}),
+    # the proof's two parts are apart: a fault in one leaves the other proven
+    "a neighbour that is no edge": ({NOT_EDGES}, _ROWS),
+    "an edge's type changed": ({NOT_EDGES}, _ROWS),
+    "another degree": ({MISSING_ROWS}, {NOT_EDGES}),
+    "a row of an unknown node": ({UNKNOWN_ROWS}, {NOT_EDGES}),
+    # its neighbours are then counted twice, against one selected edge each: conservative
+    "a node's row twice": ({DUPLICATE_ROWS}, set()),
 }
 
 
@@ -220,16 +257,8 @@ def test_neighbour_proof_holds_only_where_the_joins_are_empty(spark, true_sample
     lists = spark.createDataFrame(_tampered(true, change), NEIGHBORS.spark_schema())
     joins = neighbor_violations(lists, nodes, e, codes)
     broken = {rule for rule, n in zip(joins, count_rows(list(joins.values()))) if n}
-    assert broken == NEIGHBOUR_FAULTS[change]
-    proven = proven_neighbor_rules(lists, nodes, e, codes, params)
-    assert not proven & broken
-    if change == "none":
-        assert proven == {MISSING_ROWS, UNKNOWN_ROWS, NOT_EDGES}
-    # the proof's two parts are apart: a fault in one leaves the other proven
-    if broken == {NOT_EDGES}:
-        assert proven == {MISSING_ROWS, UNKNOWN_ROWS}
-    if broken & {MISSING_ROWS, UNKNOWN_ROWS}:
-        assert proven == {NOT_EDGES}
+    assert broken == NEIGHBOUR_FAULTS[change][0]
+    assert proven_neighbor_rules(lists, nodes, e, codes, params) == NEIGHBOUR_FAULTS[change][1]
 
 
 @pytest.mark.parametrize("max_id", [9, 3_000_000_000])   # the second takes the three-column join

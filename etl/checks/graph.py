@@ -2,15 +2,14 @@
 """
 from __future__ import annotations
 
-from datetime import date
 from typing import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from etl.checks.hash_sums import CHUNKS, chunk_sums, chunks, sums_equal
-from etl.checks.rules import not_finite_positive, rows_rule
-from etl.transforms.graph import SWING_EDGE_TYPE, NodeType, edge_type_codes, positive_events
+from etl.checks.hash_sums import chunk_sums, counted_sums, same_multiset, sums_equal
+from etl.checks.rules import duplicate_keys, not_finite_positive, rows_rule
+from etl.transforms.graph import SWING_EDGE_TYPE, NodeType, edge_type_codes
 from schemas import Expectation
 from schemas.tables import EDGES, GRAPH_STATS, NODES
 
@@ -31,8 +30,10 @@ def node_rules() -> list[Expectation]:
 
 
 def edge_rules(labels: Sequence[str]) -> list[Expectation]:
+    """gold.edges' rules on its own rows. The key's uniqueness is a join rule (DUPLICATE_EDGES) that
+    proven_edge_rules usually proves without its shuffle."""
     return [
-        *EDGES.expectations(),
+        *EDGES.expectations(key_rule=False),
         Expectation("ExpectColumnValuesToBeInSet", {"column": "edge_type", "value_set": list(edge_type_codes(labels))}),
         rows_rule("no self loops", "src = dst"),
         rows_rule("weights finite and > 0", not_finite_positive("weight")),
@@ -58,6 +59,8 @@ WRONG_TYPES = "edges joining the wrong node types"
 UNBACKED = "behaviour edges without pre-cutoff positives (leak) or with weight != log1p(count)"
 ORPHANED = "users with pre-cutoff positives but no edge (orphaned)"
 WRONG_DEGREE = "nodes whose degree differs from their out-edge count"
+DUPLICATE_EDGES = f"edge keys ({', '.join(EDGES.key)}) held by more than one edge"
+UNLISTED_SWING = "swing edges that are no silver.swing_i2i pair, or pairs without an edge"
 
 
 def _is_behaviour() -> Column:
@@ -84,9 +87,15 @@ def _edgeless_users(nodes: DataFrame) -> DataFrame:
                        .select("node_id", F.col("raw_id").alias("user_id")))
 
 
-def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
-                    cutoff: date) -> dict[str, DataFrame]:
-    """Join rules of gold.edges and gold.nodes, as frames of violating rows."""
+def edge_violations(edges: DataFrame, nodes: DataFrame, positive: DataFrame, swing: DataFrame) -> dict[str, DataFrame]:
+    """Join rules of gold.edges against gold.nodes, the positive groups and silver.swing_i2i, as
+    frames of violating rows.
+
+    Args:
+        positive: the pre-cutoff positive groups (user_id, item_id, edge_type, n) the edges were
+            built from (etl.transforms.graph.positive_events of the stage's interactions).
+        swing: silver.swing_i2i, whose pairs are the swing edges.
+    """
     ends = _ends(edges, nodes)
     behaviour = _is_behaviour()
     # A behaviour edge must be backed by pre-cutoff positives of its type, with weight log1p(count).
@@ -95,32 +104,27 @@ def edge_violations(edges: DataFrame, nodes: DataFrame, interactions: DataFrame,
         .unionByName(ends.where(behaviour & (F.col("src_type") == _ITEM)).select(
             F.col("raw_dst").alias("user_id"), F.col("raw_src").alias("item_id"), "edge_type", "weight")))
     expected = F.log1p(F.col("n").cast("double"))
-    unbacked = (as_pairs.join(positive_events(interactions, labels, cutoff), ["user_id", "item_id", "edge_type"], "left")
+    unbacked = (as_pairs.join(positive, ["user_id", "item_id", "edge_type"], "left")
                 .where(F.col("n").isNull() | (F.abs(F.col("weight") - expected) > WEIGHT_RTOL * expected)))
     out_deg = edges.groupBy(F.col("src").alias("node_id")).agg(F.count(F.lit(1)).alias("_out"))
     wrong_degree = (nodes.join(out_deg, "node_id", "left")
                     .where(F.col("degree") != F.coalesce("_out", F.lit(0))).select("node_id", "degree", "_out"))
-    orphaned = (_pre_cutoff_positives(interactions, labels, cutoff).join(_edgeless_users(nodes), "user_id")
+    orphaned = (positive.join(_edgeless_users(nodes), "user_id")
                 .select("node_id", F.col("user_id").alias("raw_id")).distinct())
+    pairs = ["item_id", "neighbor_id"]
+    swing_edges = ends.where(~behaviour).select(F.col("raw_src").alias("item_id"), F.col("raw_dst").alias("neighbor_id"),
+                                                F.lit(True).alias("_edge"))
+    unlisted = (swing_edges.join(swing.select(*pairs, F.lit(True).alias("_listed")), pairs, "full_outer")
+                .where(F.col("_edge").isNull() | F.col("_listed").isNull()))
     return {
         MISSING_ENDS: ends.where(_missing_ends()),
         WRONG_TYPES: ends.where(_wrong_types()),
         UNBACKED: unbacked,
         WRONG_DEGREE: wrong_degree,
         ORPHANED: orphaned,
+        DUPLICATE_EDGES: duplicate_keys(edges, EDGES.key),
+        UNLISTED_SWING: unlisted,
     }
-
-
-def _any_positive(labels: Sequence[str]) -> Column:
-    """An event that backs edges (those positive_events counts), when before the cutoff: some label > 0."""
-    positive = F.lit(False)
-    for t in labels:
-        positive = positive | (F.col(t) > 0)
-    return positive
-
-
-def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff: date) -> DataFrame:
-    return interactions.where((F.col("date") < F.lit(cutoff)) & _any_positive(labels))
 
 
 # A hash chunk (21 bits) times a count below 2^31 keeps each row's term far below a long's range;
@@ -128,79 +132,86 @@ def _pre_cutoff_positives(interactions: DataFrame, labels: Sequence[str], cutoff
 _MAX_COUNT_WEIGHT = 21.0
 
 
-def proven_edge_rules(edges: DataFrame, nodes: DataFrame, interactions: DataFrame, labels: Sequence[str],
-                      cutoff: date) -> set[str]:
+def proven_edge_rules(edges: DataFrame, nodes: DataFrame, positive: DataFrame, swing: DataFrame) -> set[str]:
     """The rules of edge_violations shown empty by one aggregate query instead of their joins
-    (Stage.check_empty's `proven`): of MISSING_ENDS, WRONG_TYPES, ORPHANED, UNBACKED and
-    WRONG_DEGREE, those that hold.
+    (Stage.check_empty's `proven`); a rule left out is not proven, and its join decides.
 
-    The query streams the edges past the broadcast nodes and the pre-cutoff events past the
-    broadcast edgeless users, with no shuffle. The first three rules it counts exactly (rows of
-    their frames). UNBACKED it proves by hash sums (etl.checks.hash_sums): let h(u, i, t) be a
-    64-bit hash of the raw user id, item id and edge type. Every behaviour edge whose endpoints are
-    a user and an item, of weight w = log1p(n) for a whole n >= 1, adds h(u, i, t) * n to its
-    direction's sum; every pre-cutoff event adds h(u, i, t) * label_t for each label t, which over
-    all events is the sum over positive_events of h * n. When no behaviour edge breaks the premises
-    and both directions' sums equal the events', each direction's edges carry exactly the positive
-    (u, i, t) groups with their counts, so no edge is unbacked or mis-weighted, unless 64-bit hashes
-    cancel, or two edges share one (u, i, t): the uniqueness rules of gold.edges' key and of
-    gold.nodes' (node_type, raw_id), checked before, rule that out (Stage.check_empty trusts a
-    proof only while every check so far passed). WRONG_DEGREE is proven the same way: the edges'
-    sources, each edge adding the hash of its src, against the nodes, each adding the hash of its
-    node_id times its degree; equal sums make the two multisets equal, so each node has as many
-    out-edges as its degree says and no edge leaves an unknown node. A rule left out is not proven:
-    its join decides.
+    The query streams the edges past the broadcast nodes and the positive groups past the broadcast
+    edgeless users, with no shuffle. MISSING_ENDS, WRONG_TYPES and ORPHANED it counts exactly (rows
+    of their frames). The others it proves by sums of 64-bit hashes (etl.checks.hash_sums), resting
+    on gold.nodes' own rules, checked before (Stage.check_empty trusts a proof only while every
+    check so far passed): node_id is unique, and so is (node_type, raw_id), so an edge's ends give
+    one raw key and distinct edges of one direction give distinct raw keys.
+
+    UNBACKED: let h(u, i, t) be a hash of the raw user id, item id and edge type. Every behaviour
+    edge joining a user and an item, of weight w = log1p(n) for a whole n >= 1, adds h(u, i, t) * n
+    to its direction's sum; every positive group (u, i, t, n) adds h(u, i, t) * n. Equal sums give,
+    for every key, the edges' counts adding up to the group's count (0 for a key without a group),
+    so every edge is backed and every group has an edge; as many edges in each direction as
+    groups then leaves exactly one edge per group, of its count.
+
+    UNLISTED_SWING: the swing edges' raw (src, dst) and silver.swing_i2i's (item_id, neighbor_id),
+    equal in number and in hash sums, are the same multiset.
+
+    DUPLICATE_EDGES follows from the two: one behaviour edge per positive group and direction, and
+    the swing edges are the swing pairs, whose key is unique (silver.swing_i2i's own rule, checked
+    by the swing stage).
+
+    WRONG_DEGREE: the edges' sources, each edge adding the hash of its src, against the nodes, each
+    adding the hash of its node_id times its degree; equal sums make the two multisets equal, so
+    each node has as many out-edges as its degree says and no edge leaves an unknown node.
+
+    Unequal sums can come from 64-bit hashes that cancel only with a chance of about 2^-63.
     """
     w = F.col("weight")
+    behaviour = _is_behaviour()
     user_item = F.coalesce((F.col("src_type") == _USER) & (F.col("dst_type") == _ITEM), F.lit(False))
     item_user = F.coalesce((F.col("src_type") == _ITEM) & (F.col("dst_type") == _USER), F.lit(False))
-    # per edge: the two counted rules, and for a behaviour edge its direction, its (user, item)
-    # pair and the count its weight stands for; every edge's source node for the degrees
-    ends = _ends(edges, nodes).select(
-        _missing_ends().alias("missing"), _wrong_types().alias("wrong"), _is_behaviour().alias("behaviour"),
-        F.when(user_item, "ui").when(item_user, "iu").alias("direction"),
-        F.when(user_item, F.col("raw_src")).otherwise(F.col("raw_dst")).alias("user_id"),
-        F.when(user_item, F.col("raw_dst")).otherwise(F.col("raw_src")).alias("item_id"),
-        "edge_type", w, F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long").alias("n"),
-        "src")
-    expected = F.log1p(F.col("n").cast("double"))
-    weight_ok = F.coalesce((F.col("n") >= 1) & (F.abs(w - expected) <= WEIGHT_RTOL * expected), F.lit(False))
-    hashed = ends.select("missing", "wrong", "behaviour", "direction", "n", weight_ok.alias("ok"),
-                         _key_hash(F.xxhash64("user_id", "item_id"), F.col("edge_type")).alias("h"),
-                         F.xxhash64("src").alias("hs"))
-    b = F.col("behaviour")
+    n = F.when(w.between(0.0, _MAX_COUNT_WEIGHT), F.round(F.expm1(w))).cast("long")
+    expected = F.log1p(n.cast("double"))
+    weight_ok = F.coalesce((n >= 1) & (F.abs(w - expected) <= WEIGHT_RTOL * expected), F.lit(False))
+    # per edge: the two counted rules; for a behaviour edge its direction, whether its weight is a
+    # count's, and the hash of its (user, item, type); for a swing edge the hash of its raw pair;
+    # every edge's source node for the degrees. Hashes are taken only where summed.
+    hashed = _ends(edges, nodes).select(
+        _missing_ends().alias("missing"), _wrong_types().alias("wrong"), behaviour.alias("behaviour"),
+        F.when(behaviour & user_item, "ui").when(behaviour & item_user, "iu").alias("direction"),
+        n.alias("n"), weight_ok.alias("ok"),
+        F.when(behaviour & user_item, F.xxhash64("raw_src", "raw_dst", "edge_type"))
+         .when(behaviour & item_user, F.xxhash64("raw_dst", "raw_src", "edge_type")).alias("h"),
+        F.when(~behaviour, F.xxhash64("raw_src", "raw_dst")).alias("hp"),
+        F.xxhash64("src").alias("hs"))
+    b, direction = F.col("behaviour"), F.col("direction")
     one = F.lit(1).cast("long")
     edge_side = hashed.agg(
         F.count_if("missing").alias("missing"), F.count_if("wrong").alias("wrong"),
-        F.count_if(b & (F.col("direction").isNull() | ~F.col("ok"))).alias("unprovable"),
-        *(s for d in ("ui", "iu") for s in chunk_sums(F.col("h"), d, F.col("n"), b & (F.col("direction") == d))),
+        F.count_if(b & (direction.isNull() | ~F.col("ok"))).alias("unprovable"),
+        *(s for d in ("ui", "iu") for s in counted_sums(F.col("h"), d, F.col("n"), direction == d)),
+        *counted_sums(F.col("hp"), "sw", one, ~b),
         *chunk_sums(F.col("hs"), "out", one, F.lit(True)))
+    group_side = positive.join(_edgeless_users(nodes), "user_id", "left").agg(
+        F.count_if(F.col("node_id").isNotNull()).alias("orphans"),
+        *counted_sums(F.xxhash64("user_id", "item_id", "edge_type"), "pos", F.col("n"), F.lit(True)))
+    pair_side = swing.agg(*counted_sums(F.xxhash64("item_id", "neighbor_id"), "pairs", one, F.lit(True)))
     node_side = nodes.agg(*chunk_sums(F.xxhash64("node_id"), "deg", F.col("degree"), F.lit(True)))
-    pair = F.xxhash64("user_id", "item_id").alias("pair")
-    events = (interactions.where(F.col("date") < F.lit(cutoff)).join(_edgeless_users(nodes), "user_id", "left")
-              .select(pair, (_any_positive(labels) & F.col("node_id").isNotNull()).alias("orphan"),
-                      *(F.coalesce(F.col(t).cast("long"), F.lit(0).cast("long")).alias(t) for t in labels)))
-    per_label = events.select("orphan", *(F.struct(*(c.alias(f"c{k}") for k, c in enumerate(
-        chunks(_key_hash(F.col("pair"), F.lit(t))))), F.col(t).alias("n")).alias(t) for t in labels))
-    event_side = per_label.agg(F.count_if("orphan").alias("orphans"), *(
-        F.try_sum(sum((F.col(f"{t}.c{k}") * F.col(f"{t}.n") for t in labels), F.lit(0).cast("long"))).alias(f"ev{k}")
-        for k in range(CHUNKS)))
-    row = edge_side.crossJoin(event_side).crossJoin(node_side).first()
-    assert row is not None  # two global aggregates give one row
+    row = edge_side.crossJoin(group_side).crossJoin(pair_side).crossJoin(node_side).first()
+    assert row is not None  # global aggregates give one row
     r = row.asDict()
     counted = {MISSING_ENDS: r["missing"], WRONG_TYPES: r["wrong"], ORPHANED: r["orphans"]}
     proven = {rule for rule, rows in counted.items() if rows == 0}
     # a null sum: no row to sum (the join is then cheap) or an overflow
-    if r["unprovable"] == 0 and sums_equal(r, "ev", "ui", "iu"):
+    backed = (r["unprovable"] == 0 and r["uin"] == r["iun"] == r["posn"]
+              and (r["posn"] == 0 or sums_equal(r, "pos", "ui", "iu")))
+    listed = r["missing"] == 0 and same_multiset(r, "sw", "pairs")
+    if backed:
         proven.add(UNBACKED)
+    if listed:
+        proven.add(UNLISTED_SWING)
+    if backed and listed and r["wrong"] == 0:
+        proven.add(DUPLICATE_EDGES)
     if sums_equal(r, "out", "deg"):
         proven.add(WRONG_DEGREE)
     return proven
-
-
-def _key_hash(pair: Column, edge_type: Column) -> Column:
-    """h(u, i, t) from the pair's hash: the ids' strings are hashed once per row, not once per label."""
-    return F.xxhash64(pair, edge_type)
 
 
 def graph_stats_rules() -> list[Expectation]:

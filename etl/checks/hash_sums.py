@@ -29,6 +29,17 @@ def chunk_sums(h: Column, prefix: str, weight: Column, where: Column) -> list[Co
     return [F.try_sum(F.when(where, c * weight)).alias(f"{prefix}{k}") for k, c in enumerate(chunks(h))]
 
 
+def counted_sums(h: Column, prefix: str, weight: Column, where: Column) -> list[Column]:
+    """`<prefix>n`, the number of rows where `where` holds, and chunk_sums' `<prefix>0..2`."""
+    return [F.count_if(where).alias(f"{prefix}n"), *chunk_sums(h, prefix, weight, where)]
+
+
+def same_multiset(row: Mapping[str, Any], a: str, b: str) -> bool:
+    """Whether counted_sums under `a` and `b` show the same multiset of hashed keys: equal row
+    counts, and equal sums unless both sides are empty (a sum over no row is null)."""
+    return row[f"{a}n"] == row[f"{b}n"] and (row[f"{a}n"] == 0 or sums_equal(row, a, b))
+
+
 def sums_equal(row: Mapping[str, Any], *prefixes: str) -> bool:
     """Whether the chunk sums under each prefix are all known (no overflow, some row) and equal."""
     first, *rest = prefixes

@@ -7,8 +7,8 @@ from typing import Mapping, Optional
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from etl.checks.hash_sums import chunk_sums, sums_equal
-from etl.checks.rules import rows_rule
+from etl.checks.hash_sums import counted_sums, same_multiset
+from etl.checks.rules import duplicate_keys, rows_rule
 from etl.transforms.neighbors import NeighborParams, edge_hash, log_key
 from schemas import Expectation
 from schemas.tables import NEIGHBORS
@@ -16,11 +16,14 @@ from schemas.tables import NEIGHBORS
 MISSING_ROWS = "nodes without a neighbour row, or with another degree"
 UNKNOWN_ROWS = "neighbour rows of unknown nodes"
 NOT_EDGES = "sampled neighbours that are not edges of the node"
+DUPLICATE_ROWS = "nodes with more than one neighbour row"
 
 
 def neighbor_rules(k: int, n_types: int) -> list[Expectation]:
+    """gold.neighbors' rules on its own rows. The key's uniqueness is a join rule (DUPLICATE_ROWS)
+    that proven_neighbor_rules proves with the rows' other rules."""
     return [
-        *NEIGHBORS.expectations(),
+        *NEIGHBORS.expectations(key_rule=False),
         rows_rule(f"arrays aligned, of length min({k}, degree)",
                   f"size(nbr_ids) != least({k}, degree) OR size(nbr_weights) != size(nbr_ids) "
                   "OR size(nbr_types) != size(nbr_ids)"),
@@ -50,6 +53,7 @@ def neighbor_violations(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame
             neighbors.select("node_id", "degree"), ["node_id", "degree"], "left_anti"),
         UNKNOWN_ROWS: neighbors.join(nodes.select("node_id"), "node_id", "left_anti"),
         NOT_EDGES: _not_among(sampled, known, max_id, len(type_codes)),
+        DUPLICATE_ROWS: duplicate_keys(neighbors, NEIGHBORS.key),
     }
 
 
@@ -80,9 +84,10 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
     (Stage.check_empty's `proven`), by sums of 64-bit hashes (etl.checks.hash_sums): no shuffle,
     the edges streamed once past a broadcast of one number per node.
 
-    MISSING_ROWS and UNKNOWN_ROWS: gold.nodes' (node_id, degree) rows and gold.neighbors' are equal
-    multisets when their counts and hash sums agree, so every node has exactly one row, of its degree,
-    and no row names another node.
+    MISSING_ROWS, UNKNOWN_ROWS and DUPLICATE_ROWS: gold.nodes' (node_id, degree) rows and
+    gold.neighbors' are equal multisets when their counts and hash sums agree; gold.nodes' node_id
+    is unique (its own rule, checked by the graph stage), so every node has exactly one row, of its
+    degree, and no row names another node.
 
     NOT_EDGES: a sampled neighbour (v, x, t) of weight w has the sampler's key
     k = log(U) / w^beta, U from the hash of (seed, v, x, t) (etl.transforms.neighbors), which the
@@ -112,8 +117,7 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
                 .where(log_key(F.col("h"), stored, params.beta) >= F.col("tau")))
 
     def sums(df: DataFrame, h: Column, prefix: str) -> DataFrame:
-        one = F.lit(1).cast("long")
-        return df.agg(F.count(F.lit(1)).alias(prefix + "n"), *chunk_sums(h, prefix, one, F.lit(True)))
+        return df.agg(*counted_sums(h, prefix, F.lit(1).cast("long"), F.lit(True)))
 
     row_hash = F.xxhash64(F.col("node_id").cast("long"), F.col("degree").cast("long"))
     row = (sums(selected, F.col("h"), "e").crossJoin(sums(sampled, F.col("h"), "s"))
@@ -121,8 +125,8 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
     assert row is not None  # global aggregates give one row
     r = row.asDict()
     proven = set()
-    if r["gn"] == r["ln"] and sums_equal(r, "g", "l"):
-        proven |= {MISSING_ROWS, UNKNOWN_ROWS}
-    if r["en"] == r["sn"] and sums_equal(r, "e", "s"):
+    if same_multiset(r, "g", "l"):
+        proven |= {MISSING_ROWS, UNKNOWN_ROWS, DUPLICATE_ROWS}
+    if same_multiset(r, "e", "s"):
         proven.add(NOT_EDGES)
     return proven

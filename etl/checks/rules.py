@@ -12,6 +12,11 @@ etl.checks.neighbors, etl.checks.examples, etl.checks.macro).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
 from schemas import Expectation
 
 
@@ -30,3 +35,9 @@ def must_be_empty(description: str) -> list[Expectation]:
 def not_finite_positive(x: str) -> str:
     # NaN compares greater than every number in Spark SQL, so test it explicitly.
     return f"(isnan({x}) OR {x} <= 0 OR {x} = CAST('Infinity' AS DOUBLE))"
+
+
+def duplicate_keys(df: DataFrame, key: Sequence[str]) -> DataFrame:
+    """The key values held by more than one row of `df`, with their row count (`rows`): a key
+    uniqueness rule as a frame of violations, for a stage whose proof usually spares its shuffle."""
+    return df.groupBy(*key).agg(F.count(F.lit(1)).alias("rows")).where(F.col("rows") > 1)

@@ -3,7 +3,8 @@ edges, Swing item–item edges, and each node's degree.
 
     cutoff = split_cutoffs(interactions, SplitPolicy()).val_start   # etl.transforms.split
     index = index_nodes(interactions, users, items)               # node ids, types, domains, features
-    edges = build_edges(interactions, swing_i2i, index, GraphParams(labels=["like", "love"], cutoff=cutoff))
+    positive = positive_events(interactions, labels=["like", "love"], cutoff=cutoff)
+    edges = build_edges(positive, swing_i2i, index)
     nodes = build_nodes(index, edges)                              # + degree
 
 Node ids: users first (0..U-1, ascending raw id), then items (U..U+I-1, ascending raw id). Every user
@@ -164,18 +165,17 @@ def positive_events(interactions: DataFrame, labels: Sequence[str], cutoff: date
             .select("user_id", "item_id", "e.edge_type", "e.n").where(F.col("n") > 0))
 
 
-def build_edges(interactions: DataFrame, swing: DataFrame, nodes: DataFrame, params: GraphParams) -> DataFrame:
+def build_edges(positive: DataFrame, swing: DataFrame, nodes: DataFrame) -> DataFrame:
     """gold.edges: explicit user–item edges (weight log1p(#positive events of the label), both
-    directions) and Swing item–item edges (weight s(i,j) / max_j s(i,j), as stored).
+    directions) from the positive groups (`positive_events`) and Swing item–item edges (weight
+    s(i,j) / max_j s(i,j), as stored).
 
     Ids are resolved with left joins, so a raw id missing from `nodes` surfaces as a null endpoint
     that gold.edges' checks reject rather than a silently dropped edge.
     """
-    edge_type_codes(params.labels)  # validates the label list
     users = node_ids(nodes, NodeType.USER, "user_id", "u")
     items = node_ids(nodes, NodeType.ITEM, "item_id", "i")
-    explicit = (positive_events(interactions, params.labels, params.cutoff)
-                .join(users, "user_id", "left").join(items, "item_id", "left")
+    explicit = (positive.join(users, "user_id", "left").join(items, "item_id", "left")
                 .select("u", "i", "edge_type", F.log1p(F.col("n").cast("double")).alias("weight")))
     user_item = explicit.select(F.col("u").alias("src"), F.col("i").alias("dst"), "edge_type", "weight")
     item_user = explicit.select(F.col("i").alias("src"), F.col("u").alias("dst"), "edge_type", "weight")
@@ -192,8 +192,12 @@ def build_edges(interactions: DataFrame, swing: DataFrame, nodes: DataFrame, par
 
 @dataclass(frozen=True)
 class Graph:
+    """gold.nodes and gold.edges, and the positive groups the behaviour edges were built from (the
+    graph checks compare the edges with them: etl.checks.graph)."""
+
     nodes: DataFrame
     edges: DataFrame
+    positive: DataFrame
 
 
 def build_graph(interactions: DataFrame, users: DataFrame, items: DataFrame, swing: DataFrame,
@@ -202,6 +206,8 @@ def build_graph(interactions: DataFrame, users: DataFrame, items: DataFrame, swi
 
     The node index is checkpointed: edges and nodes read it four times over.
     """
+    edge_type_codes(params.labels)  # validates the label list
     index = index_nodes(interactions, users, items).localCheckpoint()
-    edges = build_edges(interactions, swing, index, params)
-    return Graph(build_nodes(index, edges), edges)
+    positive = positive_events(interactions, params.labels, params.cutoff)
+    edges = build_edges(positive, swing, index)
+    return Graph(build_nodes(index, edges), edges, positive)
