@@ -213,6 +213,8 @@ def _tampered(rows, change):
         rows[1]["degree"] += 1
     elif change == "a row of an unknown node":
         rows[99] = {**rows[3], "node_id": 99}
+    elif change == "a list in ascending key order":
+        rows[0] = {**rows[0], **{c: rows[0][c][::-1] for c in ("nbr_ids", "nbr_weights", "nbr_types")}}
     elif change == "a node's row twice":
         return [*rows.values(), rows[2]]
     return list(rows.values())
@@ -226,8 +228,10 @@ NEIGHBOUR_FAULTS = {   # change -> the rules it breaks, the rules the proof stil
     "an edge's type changed": ({NOT_EDGES}, _ROWS),
     "another degree": ({MISSING_ROWS}, {NOT_EDGES}),
     "a row of an unknown node": ({UNKNOWN_ROWS}, {NOT_EDGES}),
-    # its neighbours are then counted twice, against one selected edge each: conservative
-    "a node's row twice": ({DUPLICATE_ROWS}, set()),
+    # breaks no rule, but the threshold is then the list's greatest key: conservative
+    "a list in ascending key order": (set(), _ROWS),
+    # its neighbours and its edges above the threshold are then both counted twice
+    "a node's row twice": ({DUPLICATE_ROWS}, {NOT_EDGES}),
 }
 
 

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from etl.checks.hash_sums import counted_sums, same_multiset
 from etl.checks.rules import duplicate_keys, rows_rule
-from etl.transforms.neighbors import NeighborParams, edge_hash, log_key
+from etl.transforms.neighbors import NeighborParams, edge_hash, log_key, stored_weight
 from schemas import Expectation
 from schemas.tables import NEIGHBORS
 
@@ -90,31 +90,39 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
     degree, and no row names another node.
 
     NOT_EDGES: a sampled neighbour (v, x, t) of weight w has the sampler's key
-    k = log(U) / w^beta, U from the hash of (seed, v, x, t) (etl.transforms.neighbors), which the
-    row's own fields give again (w as stored, a float). Let tau_v be the least key of v's sampled
-    neighbours. Every sampled neighbour that is an edge of v is among v's edges whose key (of the
-    weight rounded to a float, as stored) is at least tau_v; when those edges and the sampled
-    neighbours are equal in number and in hash sums, they are the same multiset, so every sampled
-    neighbour is an edge. Equality can fail without a violation (a key tying tau_v after rounding):
-    the rule is then not proven and its join decides.
+    k = log(U) / w^beta, U from the hash of (seed, v, x, t) and w as stored, a float
+    (etl.transforms.neighbors), which the row's own fields give again. Let tau_v be the key of v's
+    last sampled neighbour. The edges of v whose key is at least tau_v are summed against the
+    sampled neighbours; when the two are equal in number and in hash sums, they are the same
+    multiset, so every sampled neighbour is an edge. That holds whatever tau_v is; the sampler's
+    order (by descending key) makes tau_v the least key of the list, and then a true sample is
+    exactly those edges, so the proof holds for it (unless an edge left out ties the last key
+    exactly: the rule is then not proven and its join decides).
     """
     names = F.array(*(F.lit(t) for t, _ in sorted(type_codes.items(), key=lambda kv: kv[1])))
+
+    def type_name(code: Column) -> Column:
+        # an unknown type code hashes without a type, so it matches no edge
+        return F.when(code.between(0, len(type_codes) - 1), F.get(names, code))
+
+    def h(src: Column, dst: Column, edge_type: Column) -> Column:
+        return edge_hash(params.seed, src, dst, edge_type)
+
+    def key(h: Column, weight: Column) -> Column:
+        return log_key(h, stored_weight(weight), params.beta)
+
     # exploded, not transformed in place: Spark interprets lambda functions row by row, while
     # explode and the expressions after it are compiled
     e = F.col("e")
-    code = e["nbr_types"]
-    # an unknown type code hashes without a type, so it matches no edge
-    edge_type = F.when(code.between(0, len(type_codes) - 1), F.get(names, code))
-    sampled = (neighbors.select("node_id", F.explode(F.arrays_zip("nbr_ids", "nbr_weights", "nbr_types")).alias("e"))
-               .select("node_id", edge_hash(params.seed, F.col("node_id"), e["nbr_ids"], edge_type).alias("h"),
-                       e["nbr_weights"].alias("w")))
-    # a node's rows are adjacent, so the partial minimum leaves one row per node before the shuffle
-    thresholds = sampled.groupBy(F.col("node_id").alias("src")).agg(
-        F.min(log_key(F.col("h"), F.col("w").cast("double"), params.beta)).alias("tau"))
-    hashed = edges.select("src", edge_hash(params.seed, "src", "dst", "edge_type").alias("h"), "weight")
-    stored = F.col("weight").cast("float").cast("double")  # the weight as gold.neighbors holds it
-    selected = (hashed.join(F.broadcast(thresholds), "src")
-                .where(log_key(F.col("h"), stored, params.beta) >= F.col("tau")))
+    sampled = (neighbors.select("node_id", F.explode(F.arrays_zip("nbr_ids", "nbr_types")).alias("e"))
+               .select(h(F.col("node_id"), e["nbr_ids"], type_name(e["nbr_types"])).alias("h")))
+    # one row per list, no shuffle: the last neighbour's key
+    thresholds = neighbors.where(F.size("nbr_ids") > 0).select(
+        F.col("node_id").alias("src"),
+        key(h(F.col("node_id"), F.element_at("nbr_ids", -1), type_name(F.element_at("nbr_types", -1))),
+            F.element_at("nbr_weights", -1)).alias("tau"))
+    selected = (edges.select("src", h(F.col("src"), F.col("dst"), F.col("edge_type")).alias("h"), "weight")
+                .join(F.broadcast(thresholds), "src").where(key(F.col("h"), F.col("weight")) >= F.col("tau")))
 
     def sums(df: DataFrame, h: Column, prefix: str) -> DataFrame:
         return df.agg(*counted_sums(h, prefix, F.lit(1).cast("long"), F.lit(True)))

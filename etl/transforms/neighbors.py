@@ -4,7 +4,9 @@ drawn without replacement with probability proportional to w^beta, by Efraimidis
 For each edge e = (v, x) of type t and weight w: U_e = uniform(0, 1) from xxhash64(seed, v, x, t),
 key_e = U_e^(1 / w^beta); the k largest keys of v's out-edges are its sample (all of them when
 deg(v) <= k), listed by descending key — which is also the order of successive sampling. Keys are
-compared as log(U_e) / w^beta (the same order, without underflow for small w^beta).
+compared as log(U_e) / w^beta (the same order, without underflow for small w^beta), with w as
+gold.neighbors stores it (a float), so that a list's keys can be recomputed from its own rows
+(etl.checks.neighbors proves the lists against the edges that way).
 
 The top-k runs as a per-node window with `row_number() <= k`, which Spark executes as a
 WindowGroupLimit: a partial top-k per node before the shuffle and a final one after, so a hub's
@@ -55,10 +57,15 @@ def log_key(h: Column, weight: Column, beta: float) -> Column:
     return F.log(u) / F.pow(weight, F.lit(beta))
 
 
+def stored_weight(weight: Column) -> Column:
+    """A weight as gold.neighbors holds it (a float), as the double that keys are computed from."""
+    return weight.cast("float").cast("double")
+
+
 def sampling_keys(edges: DataFrame, params: NeighborParams) -> DataFrame:
     """edges + log_key = log(U) / w^beta (larger = drawn earlier)."""
     return edges.withColumn("log_key", log_key(edge_hash(params.seed, "src", "dst", "edge_type"),
-                                               F.col("weight"), params.beta))
+                                               stored_weight(F.col("weight")), params.beta))
 
 
 def sample_neighbors(edges: DataFrame, nodes: DataFrame, type_codes: Mapping[str, int],
