@@ -215,6 +215,8 @@ def _tampered(rows, change):
         rows[99] = {**rows[3], "node_id": 99}
     elif change == "a list in ascending key order":
         rows[0] = {**rows[0], **{c: rows[0][c][::-1] for c in ("nbr_ids", "nbr_weights", "nbr_types")}}
+    elif change == "a whole list cut short, its degree lowered to match":
+        rows[1] = {**rows[1], **{c: rows[1][c][:-1] for c in ("nbr_ids", "nbr_weights", "nbr_types")}, "degree": 2}
     elif change == "a node's row twice":
         return [*rows.values(), rows[2]]
     return list(rows.values())
@@ -230,6 +232,9 @@ NEIGHBOUR_FAULTS = {   # change -> the rules it breaks, the rules the proof stil
     "a row of an unknown node": ({UNKNOWN_ROWS}, {NOT_EDGES}),
     # breaks no rule, but the threshold is then the list's greatest key: conservative
     "a list in ascending key order": (set(), _ROWS),
+    # no rule of the joins sees a missing neighbour, but a list as long as its degree is summed
+    # against all of its node's edges (here 3): conservative
+    "a whole list cut short, its degree lowered to match": ({MISSING_ROWS}, set()),
     # its neighbours and its edges above the threshold are then both counted twice
     "a node's row twice": ({DUPLICATE_ROWS}, {NOT_EDGES}),
 }

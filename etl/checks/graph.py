@@ -211,8 +211,7 @@ def proven_edge_rules(edges: DataFrame, nodes: DataFrame, positive: DataFrame, s
     counted = {MISSING_ENDS: r["missing"], WRONG_TYPES: r["wrong"], ORPHANED: r["orphans"]}
     proven = {rule for rule, rows in counted.items() if rows == 0}
     # a null sum: no row to sum (the join is then cheap) or an overflow
-    backed = (r["unprovable"] == 0 and r["uin"] == r["iun"] == r["posn"]
-              and (r["posn"] == 0 or sums_equal(r, "pos", "ui", "iu")))
+    backed = r["unprovable"] == 0 and same_multiset(r, "pos", "ui") and same_multiset(r, "pos", "iu")
     listed = r["missing"] == 0 and same_multiset(r, "sw", "pairs")
     if backed:
         proven.add(UNBACKED)

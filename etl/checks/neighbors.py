@@ -97,7 +97,9 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
     multiset, so every sampled neighbour is an edge. That holds whatever tau_v is; the sampler's
     order (by descending key) makes tau_v the least key of the list, and then a true sample is
     exactly those edges, so the proof holds for it (unless an edge left out ties the last key
-    exactly: the rule is then not proven and its join decides).
+    exactly: the rule is then not proven and its join decides). A list as long as its node's
+    degree has no threshold: all of the node's edges are summed, which is a threshold below every
+    key, and their keys are not computed (with k = 100 most users' lists are whole).
     """
     names = F.array(*(F.lit(t) for t, _ in sorted(type_codes.items(), key=lambda kv: kv[1])))
 
@@ -116,13 +118,15 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
     e = F.col("e")
     sampled = (neighbors.select("node_id", F.explode(F.arrays_zip("nbr_ids", "nbr_types")).alias("e"))
                .select(h(F.col("node_id"), e["nbr_ids"], type_name(e["nbr_types"])).alias("h")))
-    # one row per list, no shuffle: the last neighbour's key
+    # one row per list, no shuffle: the last neighbour's key, null for a whole list
+    last = key(h(F.col("node_id"), F.element_at("nbr_ids", -1), type_name(F.element_at("nbr_types", -1))),
+               F.element_at("nbr_weights", -1))
     thresholds = neighbors.where(F.size("nbr_ids") > 0).select(
-        F.col("node_id").alias("src"),
-        key(h(F.col("node_id"), F.element_at("nbr_ids", -1), type_name(F.element_at("nbr_types", -1))),
-            F.element_at("nbr_weights", -1)).alias("tau"))
+        F.col("node_id").alias("src"), F.when(F.size("nbr_ids") < F.col("degree"), last).alias("tau"))
+    tau = F.col("tau")
+    # OR evaluates its right side only where the left is false: no key for a whole list's edges
     selected = (edges.select("src", h(F.col("src"), F.col("dst"), F.col("edge_type")).alias("h"), "weight")
-                .join(F.broadcast(thresholds), "src").where(key(F.col("h"), F.col("weight")) >= F.col("tau")))
+                .join(F.broadcast(thresholds), "src").where(tau.isNull() | (key(F.col("h"), F.col("weight")) >= tau)))
 
     def sums(df: DataFrame, h: Column, prefix: str) -> DataFrame:
         return df.agg(*counted_sums(h, prefix, F.lit(1).cast("long"), F.lit(True)))

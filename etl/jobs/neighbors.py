@@ -24,7 +24,8 @@ def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: Neighb
     codes = edge_type_codes_of(spark, lake, run_id)
     config = {"k": params.k, "beta": params.beta, "seed": params.seed, "edge_types": list(codes)}
     with Stage(spark, lake, run_id, STAGE, config) as st:
-        nodes, edges = st.read(NODES), st.read(EDGES)
+        # nodes are small and read three times: by the sampler, the join rules and the proof
+        nodes, edges = st.persist(st.read(NODES)), st.read(EDGES)
         lists = st.check(sample_neighbors(edges, nodes, codes, params), neighbor_rules(params.k, len(codes)),
                          NEIGHBORS)
         st.check_empty(neighbor_violations(lists, nodes, edges, codes), NEIGHBORS,
