@@ -123,8 +123,8 @@ class Stage:
         failed = sum(not o.success for o in outcomes)
         log(f"{self.name}: checked {name}: {len(outcomes) - failed}/{len(outcomes)} passed ({secs:.1f} s{computed})")
 
-    def check_empty(self, violations: Mapping[str, DataFrame], table: str | TableSchema,
-                    proven: Optional[Callable[[], Collection[str]]] = None) -> None:
+    def check_empty(self, violations: Mapping[str, DataFrame] | Callable[[], Mapping[str, DataFrame]],
+                    table: str | TableSchema, proven: Optional[Callable[[], Collection[str]]] = None) -> None:
         """Check that each frame of violating rows (a key rule computed as a join, by rule name)
         is empty. The frames are counted together, in one Spark query (screen.count_rows); GX
         validates only a frame that has rows, fetching its count and sample rows.
@@ -132,9 +132,14 @@ class Stage:
         `proven`, when given, runs first and names the rules it proved empty by a cheaper query
         (e.g. etl.checks.graph.proven_edge_rules); their frames are not counted. It runs only
         while every check so far passed: a proof may rest on rules checked before it, and a
-        failing stage's report should count every rule anyway."""
+        failing stage's report should count every rule anyway.
+
+        `violations` may be a function that builds the frames: it is then timed with the checks
+        (etl.checks.neighbors.neighbor_violations runs a query to plan its join)."""
         name = table.name if isinstance(table, TableSchema) else table
         t0 = time.perf_counter()
+        if callable(violations):
+            violations = violations()
         done = set(proven()) if proven is not None and self.report.success else set()
         unknown = done - set(violations)
         if unknown:

@@ -111,6 +111,11 @@ def test_check_empty_trusts_a_proof_only_while_every_check_passed(spark, lake):
         with Stage(spark, lake, "r7", "toy") as st:
             st.check_empty({"counted": clean}, TOY, proven=lambda: {"other"})
 
+    # frames built by a function: the building is check time
+    with Stage(spark, lake, "r8", "toy") as st:
+        st.check_empty(lambda: time.sleep(0.5) or {"counted": clean}, TOY)
+    assert st.report.success and st.report.seconds >= 0.5
+
 
 @pytest.mark.skipif(not has_graphframes_jar(), reason="GraphFrames JARs not in .grec/jars (registry does not serve them)")
 def test_graphframes_degrees_and_components(spark, tmp_path):

@@ -40,7 +40,8 @@ def neighbor_rules(k: int, n_types: int) -> list[Expectation]:
 
 def neighbor_violations(neighbors: DataFrame, nodes: DataFrame, edges: DataFrame,
                         type_codes: Mapping[str, int]) -> dict[str, DataFrame]:
-    """Join rules of gold.neighbors against gold.nodes and gold.edges."""
+    """Join rules of gold.neighbors against gold.nodes and gold.edges. Runs one small query (the
+    largest node id, which the join key is planned from)."""
     codes = edges.sparkSession.createDataFrame(sorted(type_codes.items()), "edge_type string, t int")
     sampled = neighbors.select("node_id", F.explode(F.arrays_zip("nbr_ids", "nbr_types")).alias("n")).select(
         F.col("node_id").alias("src"), F.col("n.nbr_ids").alias("dst"), F.col("n.nbr_types").alias("t"))

@@ -28,7 +28,7 @@ def neighbors_stage(spark: SparkSession, lake: Lake, run_id: str, params: Neighb
         nodes, edges = st.persist(st.read(NODES)), st.read(EDGES)
         lists = st.check(sample_neighbors(edges, nodes, codes, params), neighbor_rules(params.k, len(codes)),
                          NEIGHBORS)
-        st.check_empty(neighbor_violations(lists, nodes, edges, codes), NEIGHBORS,
+        st.check_empty(lambda: neighbor_violations(lists, nodes, edges, codes), NEIGHBORS,
                        proven=lambda: proven_neighbor_rules(lists, nodes, edges, codes, params))
         st.commit(lists, NEIGHBORS, {contract.K.key: str(params.k), contract.BETA.key: repr(params.beta),
                                      contract.SEED.key: str(params.seed), contract.EDGE_TYPES.key: ",".join(codes)})
