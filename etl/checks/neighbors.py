@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from etl.checks.hash_sums import counted_sums, same_multiset
 from etl.checks.rules import duplicate_keys, rows_rule
-from etl.transforms.neighbors import NeighborParams, edge_hash, log_key, stored_weight
+from etl.transforms.neighbors import NeighborParams, edge_hash, log_key
 from schemas import Expectation
 from schemas.tables import NEIGHBORS
 
@@ -112,7 +112,7 @@ def proven_neighbor_rules(neighbors: DataFrame, nodes: DataFrame, edges: DataFra
         return edge_hash(params.seed, src, dst, edge_type)
 
     def key(h: Column, weight: Column) -> Column:
-        return log_key(h, stored_weight(weight), params.beta)
+        return log_key(h, weight, params.beta)
 
     # exploded, not transformed in place: Spark interprets lambda functions row by row, while
     # explode and the expressions after it are compiled

@@ -52,20 +52,16 @@ def edge_hash(seed: int, src: Column | str, dst: Column | str, edge_type: Column
 
 def log_key(h: Column, weight: Column, beta: float) -> Column:
     """log(U) / w^beta, for U uniform in (0, 1) strictly inside: the top 53 bits of the hash `h`,
-    centred in their cell."""
+    centred in their cell; w is `weight` rounded to a float, as gold.neighbors stores it, so that
+    a list's keys can be recomputed from its own rows."""
     u = (F.shiftrightunsigned(h, 11).cast("double") + 0.5) / _TWO_POW_53
-    return F.log(u) / F.pow(weight, F.lit(beta))
-
-
-def stored_weight(weight: Column) -> Column:
-    """A weight as gold.neighbors holds it (a float), as the double that keys are computed from."""
-    return weight.cast("float").cast("double")
+    return F.log(u) / F.pow(weight.cast("float").cast("double"), F.lit(beta))
 
 
 def sampling_keys(edges: DataFrame, params: NeighborParams) -> DataFrame:
     """edges + log_key = log(U) / w^beta (larger = drawn earlier)."""
     return edges.withColumn("log_key", log_key(edge_hash(params.seed, "src", "dst", "edge_type"),
-                                               stored_weight(F.col("weight")), params.beta))
+                                               F.col("weight"), params.beta))
 
 
 def sample_neighbors(edges: DataFrame, nodes: DataFrame, type_codes: Mapping[str, int],
